@@ -1,0 +1,29 @@
+# Set-up and the two jobs a new user runs first.  `make run` and `make test` create
+# .venv, install the CPU build of torch 2.13.0 *before* anything else (so no dependency
+# can pull a CUDA wheel), then the package with its dev extras.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+SUITE  ?= resolution
+
+.PHONY: install run test clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(BIN)/.installed
+
+run: install
+	$(BIN)/nlbench run --suite $(SUITE)
+
+# pytest exits 5 when it collected no test: that must fail, never pass silently.
+test: install
+	$(BIN)/python -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
+	exit $$rc
+
+clean:
+	rm -rf $(VENV) build *.egg-info
