@@ -1,1 +1,272 @@
-"""(being written)"""
+"""``nl``: the non-local block (Wang et al., CVPR 2018) and ``ns``: the nonlocal stage
+(Tao et al., NeurIPS 2018, in the form the SNL paper's Eq. 9 writes it).
+
+Both build an explicit dense N×N affinity over all N = H·W (video: T·H·W) positions:
+
+    θ, φ, g = 1×1 convs C → C' (C' = C / reduction, with bias), flattened to N positions
+    A       = softmax_row(θᵀφ / √C')                             (N × N)
+    nl:  Y  = X + BN(W_z (A·g))                                  (W_z: 1×1 conv C' → C, bias)
+    ns:  Y  = X + BN(W (Z − A·Z)),  Z = g(X)                     (the (I − A) diffusion form)
+
+The last BatchNorm starts with γ = β = 0, so a fresh block in eval mode is exactly the
+identity. Everything is batched: one ``bmm`` for θᵀφ, one softmax, one ``bmm`` for A·g.
+The affinity is materialised on purpose (no fused attention kernel): the benchmark
+measures the block as the paper defines it, including the memory of its N×N matrix.
+Video input (B, C, T, H, W) is folded to (B, C, T·H, W): 1×1 convs, BN and attention over
+all positions do not see the layout, so this is exact.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from nlbench.blocks.common import (
+    check_input,
+    conv1x1,
+    fold_frames,
+    require_divisible,
+    unfold_frames,
+    zero_init_batchnorm,
+)
+from nlbench.blocks.registry import ClaimedComplexity, register_block
+
+NL_MODES = ("embedded_gaussian", "dot_product", "gaussian")
+
+DENSE_AFFINITY = ClaimedComplexity("O(C·H²W²)", n_exponent=2.0, c_exponent=1.0)
+
+
+# ---------------------------------------------------------------------------------------
+# Shared pure helpers (also used by ``snl``)
+# ---------------------------------------------------------------------------------------
+
+
+def check_int_option(block: str, name: str, value: object, minimum: int) -> int:
+    """An integer option ≥ ``minimum``; anything else is a ValueError naming the option."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or int(value) < minimum:
+        raise ValueError(f"{block}: option {name!r} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def inner_width(block: str, channels: int, reduction: object) -> int:
+    """C' = C / reduction, checked: the reduction must be a positive divisor of C."""
+    if isinstance(channels, bool) or not isinstance(channels, Integral) or channels < 1:
+        raise ValueError(f"{block}: channels must be a positive integer, got {channels!r}")
+    reduction = check_int_option(block, "reduction", reduction, 1)
+    require_divisible(block, int(channels), reduction, "channels")
+    return int(channels) // reduction
+
+
+def flatten_positions(t: Tensor) -> Tensor:
+    """(B, C, *spatial) -> (B, C, N): one column per position (a view when possible)."""
+    return t.reshape(t.shape[0], t.shape[1], -1)
+
+
+def aggregate(affinity: Tensor, z: Tensor) -> Tensor:
+    """A·Z in channels-first layout: (B, N, M) with (B, C, M) -> (B, C, N).
+
+    Computed as Z·Aᵀ so that no (N, C) transpose of the features is ever copied.
+    """
+    return torch.bmm(z, affinity.transpose(1, 2))
+
+
+def softmax_affinity(theta: Tensor, phi: Tensor, scale: float) -> Tensor:
+    """softmax_row(scale · θᵀφ) for θ (B, d, N) and φ (B, d, M) -> (B, N, M).
+
+    The scale is applied to θ (O(N·d)) rather than to the N×M logits (O(N·M)).
+    """
+    logits = torch.bmm((theta * scale).transpose(1, 2), phi)
+    return torch.softmax(logits, dim=-1)
+
+
+def check_affinity(affinity: Tensor, batch: int, rows: int, cols: int, block: str) -> None:
+    """Reject an externally supplied affinity of the wrong shape."""
+    expected = (batch, rows, cols)
+    if affinity.dim() != 3 or tuple(affinity.shape) != expected:
+        raise ValueError(f"{block}: affinity must have shape {expected} (B, N, N'), got {tuple(affinity.shape)}")
+
+
+def pool_positions(t: Tensor, like: Tensor) -> Tensor:
+    """2×2 max-pool of a folded feature map, per frame for video -> (B, C, N').
+
+    ``t`` is (B, C, T·H, W) (or (B, C, H, W)), ``like`` the block's unfolded input; a
+    video is pooled with a (1, 2, 2) window so that no window straddles two frames.
+    Odd sizes are floored, as ``max_pool2d`` does.
+    """
+    height, width = like.shape[-2:]
+    if height < 2 or width < 2:
+        raise ValueError(f"sub_sample needs H >= 2 and W >= 2 for its 2×2 max-pool, got {height}×{width}")
+    if like.dim() == 5:
+        b, _, frames = like.shape[:3]
+        pooled = F.max_pool3d(t.reshape(b, t.shape[1], frames, height, width), kernel_size=(1, 2, 2))
+    else:
+        pooled = F.max_pool2d(t, kernel_size=2)
+    return flatten_positions(pooled)
+
+
+# ---------------------------------------------------------------------------------------
+# nl
+# ---------------------------------------------------------------------------------------
+
+
+@register_block(
+    "nl",
+    family="non-local",
+    paper="Wang et al., Non-local Neural Networks, CVPR 2018",
+    claimed=DENSE_AFFINITY,
+    supports_video=True,
+    defaults={"mode": "embedded_gaussian", "sub_sample": False, "reduction": 2},
+)
+class NonLocalBlock(nn.Module):
+    """Y = X + BN(W_z(A·g(X))) with a dense N×N' affinity A (Wang et al.).
+
+    Modes: ``embedded_gaussian`` A = softmax_row(θᵀφ/√C'); ``dot_product`` A = θᵀφ/N'
+    (N' = number of φ positions, after sub-sampling when on); ``gaussian`` θ = φ =
+    identity, A = softmax_row(XᵀX/√C) (the embedded form's scaling, with the width of
+    the vectors actually dotted). ``sub_sample`` 2×2-max-pools φ and g (per frame for
+    video), so A is N×N' with N' ≈ N/4.
+
+    Submodules: ``theta``, ``phi`` (None in gaussian mode), ``g``, ``w_z``, ``bn``.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        *,
+        mode: str = "embedded_gaussian",
+        sub_sample: bool = False,
+        reduction: int = 2,
+    ) -> None:
+        super().__init__()
+        inner = inner_width("nl", channels, reduction)
+        if mode not in NL_MODES:
+            raise ValueError(f"nl: option 'mode' must be one of {', '.join(NL_MODES)}; got {mode!r}")
+        if not isinstance(sub_sample, bool):
+            raise ValueError(f"nl: option 'sub_sample' must be True or False, got {sub_sample!r}")
+        self.channels = int(channels)
+        self.inner_channels = inner
+        self.mode = mode
+        self.sub_sample = sub_sample
+        self.theta: nn.Conv2d | None = None if mode == "gaussian" else conv1x1(channels, inner)
+        self.phi: nn.Conv2d | None = None if mode == "gaussian" else conv1x1(channels, inner)
+        self.g = conv1x1(channels, inner)
+        self.w_z = conv1x1(inner, channels)
+        self.bn = zero_init_batchnorm(channels)
+
+    def _keys(self, t: Tensor, x: Tensor) -> Tensor:
+        """Flatten a folded key/value map to (B, C, N'), pooling when sub-sampling."""
+        return pool_positions(t, x) if self.sub_sample else flatten_positions(t)
+
+    def _embed(self, x: Tensor, xf: Tensor) -> tuple[Tensor, Tensor]:
+        """θ (B, d, N) and φ (B, d, N') of the folded input ``xf``."""
+        if self.theta is None or self.phi is None:  # gaussian: θ = φ = identity
+            return flatten_positions(xf), self._keys(xf, x)
+        return flatten_positions(self.theta(xf)), self._keys(self.phi(xf), x)
+
+    def _affinity_of(self, theta: Tensor, phi: Tensor) -> Tensor:
+        if self.mode == "dot_product":
+            return torch.bmm((theta * (1.0 / phi.shape[-1])).transpose(1, 2), phi)
+        return softmax_affinity(theta, phi, 1.0 / math.sqrt(theta.shape[1]))
+
+    def affinity(self, x: Tensor) -> Tensor:
+        """The (B, N, N') affinity A the block uses for ``x`` (N' = N without sub-sampling)."""
+        check_input(x, self.channels, video=True)
+        return self._affinity_of(*self._embed(x, fold_frames(x)))
+
+    def forward_with_affinity(self, x: Tensor, affinity: Tensor) -> Tensor:
+        """The block's output with a given (B, N, N') affinity in place of its own."""
+        check_input(x, self.channels, video=True)
+        xf = fold_frames(x)
+        g = self._keys(self.g(xf), x)
+        check_affinity(affinity, x.shape[0], xf.shape[2] * xf.shape[3], g.shape[-1], "nl")
+        return self._output(x, xf, affinity, g)
+
+    def _output(self, x: Tensor, xf: Tensor, affinity: Tensor, g: Tensor) -> Tensor:
+        y = aggregate(affinity, g).reshape(xf.shape[0], self.inner_channels, *xf.shape[2:])
+        return unfold_frames(xf + self.bn(self.w_z(y)), x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_input(x, self.channels, video=True)
+        xf = fold_frames(x)
+        affinity = self._affinity_of(*self._embed(x, xf))
+        return self._output(x, xf, affinity, self._keys(self.g(xf), x))
+
+
+# ---------------------------------------------------------------------------------------
+# ns
+# ---------------------------------------------------------------------------------------
+
+
+class _DiffusionUnit(nn.Module):
+    """One unit of a nonlocal stage: X ↦ X + BN(W(Z − A·Z)), Z = g(X)."""
+
+    def __init__(self, channels: int, inner: int) -> None:
+        super().__init__()
+        self.inner_channels = inner
+        self.g = conv1x1(channels, inner)
+        self.w = conv1x1(inner, channels)
+        self.bn = zero_init_batchnorm(channels)
+
+    def forward(self, xf: Tensor, affinity: Tensor) -> Tensor:
+        z = self.g(xf)
+        zf = flatten_positions(z)
+        diffused = (zf - aggregate(affinity, zf)).reshape(z.shape)
+        return xf + self.bn(self.w(diffused))
+
+
+@register_block(
+    "ns",
+    family="non-local stage",
+    paper="Tao et al., Nonlocal Neural Networks, Nonlocal Diffusion and Nonlocal Modeling, NeurIPS 2018",
+    claimed=DENSE_AFFINITY,
+    supports_video=True,
+    defaults={"reduction": 2, "stage_num": 1},
+)
+class NonLocalStage(nn.Module):
+    """A nonlocal stage: ``stage_num`` units X ← X + BN_s(W_s(Z_s − A·Z_s)), Z_s = g_s(X).
+
+    A = softmax_row(θᵀφ/√C') is computed once, from the stage's input, and shared by
+    every unit (Tao et al.: the affinity is fixed within a stage); each unit has its
+    own g, W and zero-initialised BN. Submodules: ``theta``, ``phi``, ``units``.
+    """
+
+    def __init__(self, channels: int, *, reduction: int = 2, stage_num: int = 1) -> None:
+        super().__init__()
+        inner = inner_width("ns", channels, reduction)
+        stage_num = check_int_option("ns", "stage_num", stage_num, 1)
+        self.channels = int(channels)
+        self.inner_channels = inner
+        self.theta = conv1x1(channels, inner)
+        self.phi = conv1x1(channels, inner)
+        self.units = nn.ModuleList(_DiffusionUnit(channels, inner) for _ in range(stage_num))
+
+    def _affinity_of(self, xf: Tensor) -> Tensor:
+        theta, phi = flatten_positions(self.theta(xf)), flatten_positions(self.phi(xf))
+        return softmax_affinity(theta, phi, 1.0 / math.sqrt(self.inner_channels))
+
+    def affinity(self, x: Tensor) -> Tensor:
+        """The (B, N, N) row-stochastic affinity A shared by the stage's units."""
+        check_input(x, self.channels, video=True)
+        return self._affinity_of(fold_frames(x))
+
+    def forward_with_affinity(self, x: Tensor, affinity: Tensor) -> Tensor:
+        """The stage's output with a given (B, N, N) affinity in place of its own."""
+        check_input(x, self.channels, video=True)
+        xf = fold_frames(x)
+        n = xf.shape[2] * xf.shape[3]
+        check_affinity(affinity, x.shape[0], n, n, "ns")
+        return self._output(x, xf, affinity)
+
+    def _output(self, x: Tensor, xf: Tensor, affinity: Tensor) -> Tensor:
+        for unit in self.units:
+            xf = unit(xf, affinity)
+        return unfold_frames(xf, x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_input(x, self.channels, video=True)
+        xf = fold_frames(x)
+        return self._output(x, xf, self._affinity_of(xf))
