@@ -1,0 +1,205 @@
+"""Latency measurers: one call per sample, warm-up discarded, stopping rule, summary
+statistics from the raw samples, thread count and module state restored, deadline.
+No assertion is made on absolute speed (the machine is shared)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+from torch import Tensor, nn
+
+from nlbench.measure.latency import (
+    LatencyResult,
+    LatencySettings,
+    MeasurementTimeout,
+    measure_forward,
+    measure_forward_backward,
+)
+
+FAST = LatencySettings(warmup=2, min_run_time_s=0.0, min_samples=4, max_samples=50)
+
+
+class Recorder(nn.Module):
+    """Counts forward calls and records, per call, the mode, the thread count and
+    whether the weight's gradient had been cleared."""
+
+    def __init__(self, sleep_s: float = 0.0) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 4)
+        self.sleep_s = sleep_s
+        self.calls = 0
+        self.modes: list[bool] = []
+        self.threads: list[int] = []
+        self.grad_was_none: list[bool] = []
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.calls += 1
+        self.modes.append(self.training)
+        self.threads.append(torch.get_num_threads())
+        self.grad_was_none.append(self.linear.weight.grad is None)
+        if self.sleep_s:
+            time.sleep(self.sleep_s)
+        return self.linear(x)
+
+
+@pytest.fixture
+def x() -> Tensor:
+    return torch.randn(3, 4)
+
+
+@pytest.mark.parametrize("measure", [measure_forward, measure_forward_backward])
+def test_warmup_is_discarded_and_each_sample_is_one_call(measure, x: Tensor) -> None:
+    module = Recorder()
+    result = measure(module, (x,), FAST)
+    assert result.n_samples == len(result.samples_ms) == FAST.min_samples  # min_run_time_s=0
+    assert module.calls == FAST.warmup + result.n_samples
+    assert result.device == "cpu"
+    assert all(s >= 0 for s in result.samples_ms)
+
+
+def test_max_samples_caps_the_sampling(x: Tensor) -> None:
+    module = Recorder()
+    settings = LatencySettings(warmup=1, min_run_time_s=60.0, min_samples=2, max_samples=7)
+    result = measure_forward(module, (x,), settings)
+    assert result.n_samples == 7
+    assert module.calls == 8
+
+
+def test_sampling_continues_until_min_run_time(x: Tensor) -> None:
+    module = Recorder(sleep_s=0.002)
+    settings = LatencySettings(warmup=0, min_run_time_s=0.1, min_samples=1, max_samples=10_000)
+    started = time.perf_counter()
+    result = measure_forward(module, (x,), settings)
+    elapsed = time.perf_counter() - started
+    assert elapsed >= 0.1
+    assert result.n_samples > 1  # one 2 ms call cannot have filled 0.1 s
+    assert module.calls == result.n_samples
+    assert min(result.samples_ms) >= 2.0  # each sample covers the whole call (sleep included)
+
+
+def test_summary_statistics_match_numpy_on_raw_samples(x: Tensor) -> None:
+    result = measure_forward(Recorder(), (x,), LatencySettings(warmup=1, min_run_time_s=0.0, min_samples=9))
+    samples = np.asarray(result.samples_ms)
+    q25, q50, q75 = np.percentile(samples, [25, 50, 75])
+    assert result.median_ms == pytest.approx(q50)
+    assert result.iqr_ms == pytest.approx(q75 - q25)
+    assert result.iqr_over_median == pytest.approx((q75 - q25) / q50)
+    assert result.noisy == ((q75 - q25) / q50 > 0.10)
+
+
+def test_summary_statistics_on_known_samples() -> None:
+    result = LatencyResult(samples_ms=(4.0, 1.0, 3.0, 2.0, 100.0), threads=1, device="cpu")
+    assert result.median_ms == 3.0
+    assert result.iqr_ms == pytest.approx(4.0 - 2.0)
+    assert result.iqr_over_median == pytest.approx(2.0 / 3.0)
+    assert result.noisy
+    steady = LatencyResult(samples_ms=[10.0, 10.1, 10.2, 9.9, 10.0], threads=2, device="cpu")
+    assert steady.samples_ms == (10.0, 10.1, 10.2, 9.9, 10.0)  # lists are stored as tuples
+    assert not steady.noisy
+
+
+@pytest.mark.parametrize("measure", [measure_forward, measure_forward_backward])
+def test_threads_are_fixed_recorded_and_restored(measure, x: Tensor) -> None:
+    before = torch.get_num_threads()
+    target = 1 if before != 1 else 2
+    module = Recorder()
+    result = measure(module, (x,), LatencySettings(warmup=1, min_run_time_s=0.0, min_samples=3, threads=target))
+    assert result.threads == target
+    assert set(module.threads) == {target}
+    assert torch.get_num_threads() == before
+    untouched = measure(Recorder(), (x,), FAST)
+    assert untouched.threads == before
+
+
+def test_forward_runs_in_eval_without_grad_and_restores_mode(x: Tensor) -> None:
+    class GradProbe(Recorder):
+        def forward(self, x: Tensor) -> Tensor:
+            assert not torch.is_grad_enabled()
+            return super().forward(x)
+
+    module = GradProbe().train()
+    module.linear.eval()  # mixed modes must come back exactly
+    measure_forward(module, (x,), FAST)
+    assert set(module.modes) == {False}
+    assert module.training and not module.linear.training
+
+
+def test_forward_backward_trains_clears_grads_and_restores_state(x: Tensor) -> None:
+    module = nn.Sequential(Recorder(), nn.BatchNorm1d(4)).eval()
+    recorder, bn = module[0], module[1]
+    stats_before = (bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone())
+    old_grad = torch.full_like(recorder.linear.weight, 7.0)
+    recorder.linear.weight.grad = old_grad
+    result = measure_forward_backward(module, (x,), FAST)
+    assert result.n_samples == FAST.min_samples
+    assert set(recorder.modes) == {True}  # measured in train mode
+    assert all(recorder.grad_was_none)  # grads set to None before every call
+    assert not module.training and not bn.training
+    assert recorder.linear.weight.grad is old_grad
+    assert recorder.linear.bias.grad is None
+    assert torch.equal(bn.running_mean, stats_before[0])
+    assert torch.equal(bn.running_var, stats_before[1])
+    assert torch.equal(bn.num_batches_tracked, stats_before[2])
+
+
+def test_forward_backward_on_parameterless_module_leaves_caller_input_alone(x: Tensor) -> None:
+    result = measure_forward_backward(nn.Identity(), (x,), FAST)
+    assert result.n_samples == FAST.min_samples
+    assert not x.requires_grad and x.grad is None
+
+
+def test_forward_backward_without_anything_to_differentiate_is_rejected() -> None:
+    class Detached(nn.Module):
+        def forward(self, x: Tensor) -> Tensor:
+            return x.detach() * 2
+
+    with pytest.raises(ValueError, match="does not require grad"):
+        measure_forward_backward(Detached(), (torch.randn(2, 4),), FAST)
+    with pytest.raises(ValueError, match="nothing to differentiate"):
+        measure_forward_backward(nn.Identity(), (torch.arange(4),), FAST)
+
+
+@pytest.mark.parametrize("measure", [measure_forward, measure_forward_backward])
+def test_deadline_raises_measurement_timeout(measure, x: Tensor) -> None:
+    module = Recorder(sleep_s=0.02)
+    settings = LatencySettings(warmup=0, min_run_time_s=30.0, min_samples=1, max_samples=1000)
+    started = time.perf_counter()
+    with pytest.raises(MeasurementTimeout) as info:
+        measure(module, (x,), settings, deadline_s=0.05)
+    assert time.perf_counter() - started < 5.0  # stopped early, not after 30 s
+    assert isinstance(info.value, TimeoutError)
+    assert "deadline" in str(info.value)
+    assert info.value.elapsed_s > info.value.deadline_s == 0.05
+    assert 1 <= info.value.samples_taken < 1000
+    assert torch.get_num_threads() >= 1 and module.training  # state restored on the way out
+
+
+def test_deadline_applies_during_warmup(x: Tensor) -> None:
+    module = Recorder(sleep_s=0.02)
+    with pytest.raises(MeasurementTimeout) as info:
+        measure_forward(module, (x,), LatencySettings(warmup=1000), deadline_s=0.05)
+    assert info.value.samples_taken == 0
+    assert module.calls < 1000
+    assert str(MeasurementTimeout("case time limit reached")) == "case time limit reached"
+
+
+def test_bad_settings_and_inputs_are_rejected(x: Tensor) -> None:
+    with pytest.raises(ValueError, match="max_samples"):
+        LatencySettings(min_samples=10, max_samples=5)
+    with pytest.raises(ValueError, match="warmup"):
+        LatencySettings(warmup=-1)
+    with pytest.raises(ValueError, match="threads"):
+        LatencySettings(threads=0)
+    with pytest.raises(ValueError, match="min_run_time_s"):
+        LatencySettings(min_run_time_s=float("nan"))
+    with pytest.raises(ValueError, match="at least one sample"):
+        LatencyResult(samples_ms=(), threads=1, device="cpu")
+    with pytest.raises(TypeError, match="inputs\\[1\\]"):
+        measure_forward(Recorder(), (x, 3), FAST)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="deadline_s"):
+        measure_forward(Recorder(), (x,), FAST, deadline_s=0)
+    with pytest.raises(TypeError, match="nn.Module"):
+        measure_forward(lambda t: t, (x,), FAST)  # type: ignore[arg-type]
