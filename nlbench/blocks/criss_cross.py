@@ -1,1 +1,155 @@
-"""(being written)"""
+"""``rcca``: recurrent criss-cross attention (Huang et al., "CCNet", ICCV 2019).
+
+    h = LeakyReLU(BN(conv_a(X)))                     conv_a: k×k, C → C_i, no bias
+    h = CCA(h), R times with shared weights
+    Y = X + LeakyReLU(BN(conv_b(h)))                 conv_b: k×k, C_i → C, no bias,
+                                                     BN γ = β = 0 (identity at init)
+
+CCA: q, k = 1×1 convs C_i → C_i/qk_reduction, v = 1×1 conv C_i → C_i (all with bias, as
+in the authors' code). Each position (h, w) scores every position of its column
+(H entries, the self position masked with −inf) and of its row (W entries, self kept),
+so the self position is counted once; one softmax over the H + W entries; v is
+aggregated along the column and the row; ``out = γ·agg + input`` with γ a scalar
+parameter starting at 0. Energies and aggregation are einsums over all positions at
+once: O(C_i·HW·(H+W)).
+
+Video input (B, C, T, H, W) is processed frame by frame (frames folded into the batch):
+criss-cross paths are spatial, so attention never crosses frames.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from nlbench.blocks.common import check_input, conv1x1, require_divisible, zero_init_batchnorm
+from nlbench.blocks.registry import ClaimedComplexity, register_block
+
+LEAKY_SLOPE = 0.01  # the default slope of the InPlaceABN layers in the authors' code
+
+
+def _check_int(name: str, value: object, *, minimum: int) -> None:
+    """Raise a clear ValueError unless ``value`` is an int ≥ ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"rcca: {name} must be an integer >= {minimum}, got {value!r}")
+
+
+class CrissCrossAttention(nn.Module):
+    """One criss-cross attention step on (B, C, H, W): ``γ·agg + x``, γ starting at 0."""
+
+    def __init__(self, channels: int, *, qk_reduction: int = 8) -> None:
+        super().__init__()
+        require_divisible("rcca", channels, qk_reduction, "inner channels C_i")
+        self.query = conv1x1(channels, channels // qk_reduction)
+        self.key = conv1x1(channels, channels // qk_reduction)
+        self.value = conv1x1(channels, channels)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def attention(self, x: Tensor) -> Tensor:
+        """The joint softmax, (B, H, W, H + W): entries [:H] the column, [H:] the row.
+
+        Entry ``[b, h, w, h]`` (the self position in the column branch) is exactly 0;
+        the self position's weight is in the row branch at ``[b, h, w, H + w]``.
+        """
+        q, k = self.query(x), self.key(x)
+        height = x.shape[2]
+        col = torch.einsum("bchw,bcgw->bhwg", q, k)  # (B, H, W, H): (h, w) with (g, w)
+        row = torch.einsum("bchw,bchv->bhwv", q, k)  # (B, H, W, W): (h, w) with (h, v)
+        self_in_column = torch.eye(height, dtype=torch.bool, device=x.device).unsqueeze(1)  # (H, 1, H)
+        col = col.masked_fill(self_in_column, float("-inf"))
+        return torch.softmax(torch.cat([col, row], dim=-1), dim=-1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        height = x.shape[2]
+        att = self.attention(x)
+        v = self.value(x)
+        agg = torch.einsum("bcgw,bhwg->bchw", v, att[..., :height]) + torch.einsum(
+            "bchv,bhwv->bchw", v, att[..., height:]
+        )
+        return self.gamma * agg + x
+
+
+@register_block(
+    "rcca",
+    family="criss-cross attention",
+    paper="Huang et al., CCNet: Criss-Cross Attention for Semantic Segmentation, ICCV 2019",
+    claimed=ClaimedComplexity("O(C·HW·(H+W))", n_exponent=1.5, c_exponent=1.0),
+    supports_video=True,
+    needs_spatial_size=False,
+    defaults={"reduction": 4, "qk_reduction": 8, "recurrence": 2, "conv_kernel": 3},
+)
+class RCCABlock(nn.Module):
+    """Residual recurrent criss-cross block; C_i = channels / reduction.
+
+    ``recurrence`` R ≥ 1 applications of one shared CCA (R = 2 reaches every position);
+    ``qk_reduction``: q and k have C_i / qk_reduction channels; ``conv_kernel``: the
+    odd kernel size of conv_a and conv_b (3 in the paper; 1 makes the block's receptive
+    field exactly the criss-cross paths). Video is processed per frame.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        *,
+        reduction: int = 4,
+        qk_reduction: int = 8,
+        recurrence: int = 2,
+        conv_kernel: int = 3,
+    ) -> None:
+        super().__init__()
+        _check_int("reduction", reduction, minimum=1)
+        _check_int("qk_reduction", qk_reduction, minimum=1)
+        _check_int("recurrence", recurrence, minimum=1)
+        _check_int("conv_kernel", conv_kernel, minimum=1)
+        if conv_kernel % 2 == 0:
+            raise ValueError(f"rcca: conv_kernel must be odd, got {conv_kernel}")
+        require_divisible("rcca", channels, reduction, "channels")
+        inner = channels // reduction
+        self.channels = channels
+        self.inner = inner
+        self.recurrence = recurrence
+        pad = conv_kernel // 2
+        self.conv_a = nn.Sequential(
+            nn.Conv2d(channels, inner, conv_kernel, padding=pad, bias=False),
+            nn.BatchNorm2d(inner),
+            nn.LeakyReLU(LEAKY_SLOPE),
+        )
+        self.cca = CrissCrossAttention(inner, qk_reduction=qk_reduction)
+        self.conv_b = nn.Sequential(
+            nn.Conv2d(inner, channels, conv_kernel, padding=pad, bias=False),
+            zero_init_batchnorm(channels),
+            nn.LeakyReLU(LEAKY_SLOPE),
+        )
+
+    @staticmethod
+    def _frames(x: Tensor) -> Tensor:
+        """(B, C, T, H, W) -> (B·T, C, H, W); images pass through."""
+        if x.dim() == 5:
+            b, c, t, h, w = x.shape
+            return x.transpose(1, 2).reshape(b * t, c, h, w)
+        return x
+
+    def attention_maps(self, x: Tensor) -> list[Tensor]:
+        """The (B, H, W, H + W) criss-cross attention of each of the R recurrences.
+
+        Entries [:H] weight the column, [H:] the row (see
+        :meth:`CrissCrossAttention.attention`); video frames are folded into the batch.
+        """
+        check_input(x, self.channels, video=True)
+        h = self.conv_a(self._frames(x))
+        maps = []
+        for _ in range(self.recurrence):
+            maps.append(self.cca.attention(h))
+            h = self.cca(h)
+        return maps
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_input(x, self.channels, video=True)
+        h = self.conv_a(self._frames(x))
+        for _ in range(self.recurrence):
+            h = self.cca(h)
+        out = self.conv_b(h)
+        if x.dim() == 5:
+            b, c, t, hh, ww = x.shape
+            out = out.reshape(b, t, c, hh, ww).transpose(1, 2)
+        return x + out
