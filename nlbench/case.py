@@ -86,9 +86,12 @@ class Case:
 
     def build(self) -> nn.Module:
         """The block for this case, on its device and dtype."""
-        from nlbench.blocks import create_block
+        from nlbench.blocks import create_block, get_spec
 
-        module = create_block(self.block, self.channels, spatial_size=(self.height, self.width), **self.options_dict)
+        options = self.options_dict
+        if self.frames is not None and "frames" in get_spec(self.block).default_options:
+            options.setdefault("frames", self.frames)  # blocks whose weights depend on T (SRL's conv_t)
+        module = create_block(self.block, self.channels, spatial_size=(self.height, self.width), **options)
         return module.to(device=self.device, dtype=DTYPES[self.dtype])
 
     def make_input(self, seed: int = 0) -> torch.Tensor:

@@ -4,6 +4,7 @@ Importing this package registers the built-in blocks (class definitions only: no
 tensors are made until :func:`create_block` is called).
 """
 
+from nlbench.blocks import registry
 from nlbench.blocks.registry import (
     BlockError,
     BlockSpec,

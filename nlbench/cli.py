@@ -1,0 +1,186 @@
+"""The ``nlbench`` command: parses arguments, shows progress, prints. The work is done
+by package functions (registry, suite, sweep, store, report, probes)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    from nlbench.blocks import BlockError
+    from nlbench.store import StoreError
+    from nlbench.suite import SuiteError
+
+    try:
+        return args.handler(args)
+    except (BlockError, SuiteError, StoreError) as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]: every finished case is in the store; --resume RUN finishes the rest")
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nlbench", description="Benchmark non-local neural-network blocks.")
+    sub = parser.add_subparsers(dest="command")
+
+    p_list = sub.add_parser("list", help="show the block registry")
+    p_list.add_argument("pattern", nargs="?", default="*", help="wildcard, e.g. 'srl_*'")
+    p_list.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import MODULE first so its @register_block blocks are listed (repeatable)")
+    p_list.add_argument("-v", "--verbose", action="store_true", help="also show each block's default options")
+    p_list.set_defaults(handler=cmd_list)
+
+    p_run = sub.add_parser("run", help="sweep a suite into a results directory")
+    p_run.add_argument("--suite", help="suite name (suites/NAME.toml) or path to a TOML file")
+    p_run.add_argument("--blocks", help="only these blocks: names or wildcards, comma-separated")
+    p_run.add_argument("--device", choices=["cpu", "cuda"], help="override the suite's device axis")
+    p_run.add_argument("--out", type=Path, default=None, help="results root (default: results/)")
+    p_run.add_argument("--resume", type=Path, metavar="RUN", help="finish the missing cases of RUN")
+    p_run.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                       help="import MODULE so its blocks can be swept (repeatable)")
+    p_run.add_argument("--in-process", action="store_true",
+                       help="measure in this process (no isolation; for debugging)")
+    p_run.set_defaults(handler=cmd_run)
+    return parser
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from nlbench.blocks import get_spec, list_blocks, load_plugin
+
+    for module in args.plugin:
+        load_plugin(module)
+    table = Table(title="nlbench block registry", show_lines=False)
+    headers = ["name", "family", "claimed complexity", "video", "needs size", "from"]
+    for header in headers + (["default options"] if args.verbose else []):
+        table.add_column(header, overflow="fold")
+    names = list_blocks(args.pattern)
+    for name in names:
+        spec = get_spec(name)
+        source = "built-in" if spec.source.startswith("nlbench.") else spec.source
+        row = [name, spec.family, spec.claimed.text, "yes" if spec.supports_video else "no",
+               "yes" if spec.needs_spatial_size else "no", source]
+        if args.verbose:
+            row.append(", ".join(f"{k}={v!r}" for k, v in spec.default_options.items()))
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"{len(names)} blocks")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from nlbench import store
+    from nlbench.blocks import load_plugin, resolve_blocks
+    from nlbench.suite import SuiteError, load_suite
+    from nlbench.sweep import default_results_root, resume_arguments, run_sweep, start_run
+
+    if args.resume:
+        suite, only_blocks, device, plugins = resume_arguments(args.resume)
+        for module in plugins:
+            load_plugin(module)
+        run_dir = args.resume
+    else:
+        if not args.suite:
+            raise SuiteError("(command line)", "--suite", "a suite name or path (or --resume RUN)")
+        plugins = args.plugin
+        for module in plugins:
+            load_plugin(module)
+        suite = load_suite(args.suite)
+        only_blocks = resolve_blocks(args.blocks) if args.blocks else None
+        device = args.device
+        run_dir = start_run(suite, args.out or default_results_root(), only_blocks=only_blocks,
+                            device=device, plugins=plugins)
+    total = len(suite.cases(only_blocks=only_blocks, device=device))
+    done_before = len(store.finished_case_ids(run_dir))
+    console.print(f"[bold]{suite.name}[/]: {total} cases → {run_dir}"
+                  + (f" ({done_before} already done)" if done_before else ""))
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("starting", total=total, completed=done_before)
+
+        def on_case(case, record, index, count):
+            mark = "" if record["status"] == "ok" else f" [red]{record['status']}[/]"
+            progress.update(task, advance=1, description=f"{case.label}{mark}")
+
+        result = run_sweep(suite, run_dir, only_blocks=only_blocks, device=device, plugins=plugins,
+                           progress=on_case, isolate=not args.in_process)
+    print_run_summary(run_dir, suite)
+    statuses = ", ".join(f"{k}: {v}" for k, v in sorted(result.statuses.items())) or "nothing left to run"
+    console.print(f"ran {result.ran} cases ({statuses}); run directory: [bold]{run_dir}[/]")
+    return 0
+
+
+def print_run_summary(run_dir: Path, suite) -> None:
+    """The closing table (block × size, the headline metric) and, for a paper suite,
+    the paper comparison."""
+    from nlbench import store
+    from nlbench.summary import headline_metric, noisy_fraction, summary_table
+
+    df = store.load(run_dir)
+    if df.empty:
+        return
+    column, title = headline_metric(df)
+    console.print(f"[bold]{suite.name}: {title}[/]")
+    console.print(dataframe_table(summary_table(df, column), index_header="block"))
+    noisy, timed = noisy_fraction(df)
+    if timed:
+        console.print(f"latency noise: IQR/median > 10 % in {noisy} of {timed} cases of ≥ 1 ms")
+    uncounted = df[df["uncounted_ops"].apply(len) > 0]
+    if len(uncounted):
+        console.print(f"[yellow]{len(uncounted)} cases ran operators the counter has no formula for[/]: "
+                      + ", ".join(sorted({op for ops in uncounted["uncounted_ops"] for op in ops})))
+    if suite.paper_table is not None:
+        print_paper_comparison(df, suite.paper_table)
+
+
+def print_paper_comparison(df, paper_table) -> None:
+    from nlbench.paper import paper_comparison
+
+    comparison = paper_comparison(df, paper_table)
+    console.print(f"[bold]{paper_table.title}[/]\nGMACs = multiply-adds / 2^30 (the paper's 'GFLOPs'); "
+                  "params in millions (10^6); error = ours / paper − 1")
+    table = Table()
+    for header in ("input", "block", "paper GMACs", "ours GMACs", "error", "paper params M",
+                   "ours params M", "error", "ours GFLOPs (2·MACs/10⁹)"):
+        table.add_column(header, justify="right")
+
+    def fmt(value, spec):
+        return "—" if value is None or value != value else format(value, spec)
+
+    for _, row in comparison.iterrows():
+        table.add_row(row["input"], row["block"], fmt(row["paper_gmacs"], ".2f"), fmt(row["ours_gmacs"], ".3f"),
+                      fmt(row["gmacs_rel_error"], "+.1%"), fmt(row["paper_params_m"], ".2f"),
+                      fmt(row["ours_params_m"], ".3f"), fmt(row["params_rel_error"], "+.1%"),
+                      fmt(row["ours_gflops_1e9"], ".3f"))
+    console.print(table)
+
+
+def dataframe_table(frame, *, index_header: str) -> Table:
+    """A pandas DataFrame as a rich Table (index as the first column)."""
+    table = Table()
+    table.add_column(index_header)
+    for column in frame.columns:
+        table.add_column(str(column), justify="right")
+    for index, row in frame.iterrows():
+        table.add_row(str(index), *[str(v) for v in row])
+    return table
+
+
+if __name__ == "__main__":
+    sys.exit(main())

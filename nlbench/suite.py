@@ -1,0 +1,334 @@
+"""Suites: TOML files that say what to sweep, validated into a frozen :class:`Suite`
+and expanded into :class:`~nlbench.case.Case` values.
+
+A bad file is rejected before anything runs, with the file, the field and what was
+expected. Example (``suites/smoke.toml``)::
+
+    name = "smoke"
+    blocks = ["*"]
+    channels = [32]
+    resolutions = [[8, 8], [12, 10]]
+    measure = ["params", "flops", "latency_fwd", "memory"]
+    [latency]
+    warmup = 1
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from nlbench.case import DTYPES, Case
+
+SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
+MEASUREMENTS = ("params", "flops", "counters", "latency_fwd", "latency_fwdbwd", "memory")
+DEVICES = ("cpu", "cuda")
+TOP_LEVEL_FIELDS = {
+    "name", "description", "blocks", "channels", "resolutions", "batch", "frames", "dtype",
+    "device", "measure", "latency", "limits", "options", "paper_table",
+}
+
+
+class SuiteError(ValueError):
+    """A suite file that cannot be run, with the file, the field and what was expected."""
+
+    def __init__(self, source: str, field_name: str, expected: str, got: Any = None) -> None:
+        detail = f", got {got!r}" if got is not None else ""
+        super().__init__(f"{source}: field '{field_name}': expected {expected}{detail}")
+        self.source, self.field_name, self.expected = source, field_name, expected
+
+
+@dataclass(frozen=True)
+class LatencyConfig:
+    """How latency is sampled (see :mod:`nlbench.measure.latency`)."""
+
+    warmup: int = 2
+    min_run_time_s: float = 0.2
+    min_samples: int = 5
+    max_samples: int = 100
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Guards that keep one case from taking the sweep down."""
+
+    case_timeout_s: float = 300.0
+    max_memory_gib: float = 12.0
+
+
+@dataclass(frozen=True)
+class PaperRow:
+    """One row of a paper's cost table: the blocks' summed extra cost at one input."""
+
+    input: str
+    block: str
+    gflops: float
+    params_m: float
+
+
+@dataclass(frozen=True)
+class PaperTable:
+    """A paper table to compare against: which maps are summed per input size."""
+
+    title: str
+    giga: float
+    maps: Mapping[str, tuple[tuple[int, int], ...]]
+    rows: tuple[PaperRow, ...]
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A validated suite: the axes to sweep, what to measure and how."""
+
+    name: str
+    source: str
+    description: str
+    blocks: tuple[str, ...]
+    channels: tuple[int, ...]
+    resolutions: tuple[tuple[int, int], ...]
+    batch: tuple[int, ...] = (1,)
+    frames: tuple[int, ...] = ()
+    dtype: tuple[str, ...] = ("float32",)
+    device: tuple[str, ...] = ("cpu",)
+    measure: tuple[str, ...] = MEASUREMENTS
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
+    limits: Limits = field(default_factory=Limits)
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
+    paper_table: PaperTable | None = None
+
+    def block_names(self) -> list[str]:
+        """The blocks this suite selects, wildcards expanded against the registry."""
+        from nlbench.blocks import get_spec, resolve_blocks
+
+        names = resolve_blocks(list(self.blocks))
+        if self.frames:
+            names = [n for n in names if get_spec(n).supports_video]
+        return names
+
+    def cases(self, *, only_blocks: list[str] | None = None, device: str | None = None) -> list[Case]:
+        """Every case of the suite, in a stable order (block-major)."""
+        from nlbench.blocks import resolve_options
+
+        names = self.block_names()
+        if only_blocks is not None:
+            names = [n for n in names if n in only_blocks]
+        frames_axis: tuple[int | None, ...] = self.frames or (None,)
+        devices = (device,) if device else self.device
+        cases = []
+        for name, dev, dtype, channels, batch, frames, (height, width) in itertools.product(
+            names, devices, self.dtype, self.channels, self.batch, frames_axis, self.resolutions
+        ):
+            options = dict(self.options.get(name, {}))
+            resolve_options(name, options)  # unknown options fail before anything runs
+            cases.append(Case(name, channels, height, width, batch=batch, frames=frames,
+                              dtype=dtype, device=dev, options=Case.normalise_options(options)))
+        return cases
+
+
+def find_suite(name_or_path: str) -> Path:
+    """A suite by name (``suites/NAME.toml``) or by path."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.exists():
+            raise SuiteError(str(path), "(file)", "an existing TOML file")
+        return path
+    candidate = SUITES_DIR / f"{name_or_path}.toml"
+    if not candidate.exists():
+        import difflib
+
+        known = sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
+        close = difflib.get_close_matches(name_or_path, known, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise SuiteError(name_or_path, "(suite)", f"a suite name ({', '.join(known)}) or a path to a .toml file.{hint}")
+    return candidate
+
+
+def load_suite(name_or_path: str) -> Suite:
+    """Read and validate a suite; raises :class:`SuiteError` on any problem."""
+    path = find_suite(name_or_path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteError(str(path), "(syntax)", f"valid TOML ({exc})") from exc
+    return parse_suite(data, source=str(path))
+
+
+def parse_suite(data: Mapping[str, Any], *, source: str = "<suite>") -> Suite:
+    """Validate a suite's TOML data into a :class:`Suite`."""
+    unknown = sorted(set(data) - TOP_LEVEL_FIELDS)
+    if unknown:
+        raise SuiteError(source, unknown[0], f"one of {', '.join(sorted(TOP_LEVEL_FIELDS))}")
+    v = _Validator(source)
+    name = v.string(data, "name", required=True)
+    measure = v.choices(data, "measure", MEASUREMENTS, default=MEASUREMENTS)
+    return Suite(
+        name=name,
+        source=source,
+        description=v.string(data, "description", default=""),
+        blocks=tuple(v.strings(data, "blocks", required=True)),
+        channels=tuple(v.positive_ints(data, "channels", required=True)),
+        resolutions=tuple(v.resolutions(data, "resolutions")),
+        batch=tuple(v.positive_ints(data, "batch", default=[1])),
+        frames=tuple(v.positive_ints(data, "frames", default=[])),
+        dtype=v.choices(data, "dtype", tuple(DTYPES), default=("float32",)),
+        device=v.choices(data, "device", DEVICES, default=("cpu",)),
+        measure=measure,
+        latency=v.latency(data.get("latency", {})),
+        limits=v.limits(data.get("limits", {})),
+        options=v.options(data.get("options", {})),
+        paper_table=v.paper_table(data["paper_table"]) if "paper_table" in data else None,
+    )
+
+
+class _Validator:
+    """Field checks that raise :class:`SuiteError` naming the file and the field."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, field_name: str, expected: str, got: Any = None) -> SuiteError:
+        return SuiteError(self.source, field_name, expected, got)
+
+    def string(self, data: Mapping[str, Any], key: str, *, required: bool = False, default: str = "") -> str:
+        if key not in data:
+            if required:
+                raise self.fail(key, "a string (missing)")
+            return default
+        if not isinstance(data[key], str) or not data[key]:
+            raise self.fail(key, "a non-empty string", data[key])
+        return data[key]
+
+    def strings(self, data: Mapping[str, Any], key: str, *, required: bool = False) -> list[str]:
+        value = data.get(key)
+        if value is None and required:
+            raise self.fail(key, "a list of strings (missing)")
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value or not all(isinstance(s, str) and s for s in value):
+            raise self.fail(key, "a non-empty list of strings", value)
+        return value
+
+    def positive_ints(self, data: Mapping[str, Any], key: str, *, required: bool = False,
+                      default: list[int] | None = None) -> list[int]:
+        if key not in data:
+            if required:
+                raise self.fail(key, "a list of positive integers (missing)")
+            return list(default or [])
+        value = data[key]
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in value):
+            raise self.fail(key, "a list of positive integers", value)
+        if required and not value:
+            raise self.fail(key, "a non-empty list of positive integers", value)
+        return value
+
+    def resolutions(self, data: Mapping[str, Any], key: str) -> list[tuple[int, int]]:
+        if key not in data:
+            raise self.fail(key, "a list of sizes: S (square) or [H, W] (missing)")
+        value = data[key]
+        if not isinstance(value, list) or not value:
+            raise self.fail(key, "a non-empty list of sizes: S (square) or [H, W]", value)
+        sizes = []
+        for item in value:
+            if isinstance(item, int) and not isinstance(item, bool) and item > 0:
+                sizes.append((item, item))
+            elif (isinstance(item, list) and len(item) == 2
+                  and all(isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in item)):
+                sizes.append((item[0], item[1]))
+            else:
+                raise self.fail(key, "each size a positive integer S or a pair [H, W]", item)
+        return sizes
+
+    def choices(self, data: Mapping[str, Any], key: str, allowed: tuple[str, ...], *,
+                default: tuple[str, ...]) -> tuple[str, ...]:
+        if key not in data:
+            return default
+        value = data[key]
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value or any(v not in allowed for v in value):
+            raise self.fail(key, f"a list drawn from {', '.join(allowed)}", value)
+        return tuple(value)
+
+    def _number(self, table: Mapping[str, Any], key: str, prefix: str, default: float, *,
+                integer: bool = False, minimum: float = 0.0) -> Any:
+        value = table.get(key, default)
+        ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok_type or value < minimum:
+            kind = "an integer" if integer else "a number"
+            raise self.fail(f"{prefix}.{key}", f"{kind} ≥ {minimum:g}", value)
+        return value
+
+    def _table(self, table: Any, prefix: str, allowed: set[str]) -> Mapping[str, Any]:
+        if not isinstance(table, dict):
+            raise self.fail(prefix, "a table", table)
+        unknown = sorted(set(table) - allowed)
+        if unknown:
+            raise self.fail(f"{prefix}.{unknown[0]}", f"one of {', '.join(sorted(allowed))}")
+        return table
+
+    def latency(self, table: Any) -> LatencyConfig:
+        table = self._table(table, "latency", {"warmup", "min_run_time_s", "min_samples", "max_samples", "threads"})
+        threads = table.get("threads")
+        if threads is not None:
+            threads = self._number(table, "threads", "latency", 1, integer=True, minimum=1)
+        config = LatencyConfig(
+            warmup=self._number(table, "warmup", "latency", 2, integer=True),
+            min_run_time_s=float(self._number(table, "min_run_time_s", "latency", 0.2)),
+            min_samples=self._number(table, "min_samples", "latency", 5, integer=True, minimum=1),
+            max_samples=self._number(table, "max_samples", "latency", 100, integer=True, minimum=1),
+            threads=threads,
+        )
+        if config.max_samples < config.min_samples:
+            raise self.fail("latency.max_samples", f"at least latency.min_samples ({config.min_samples})", config.max_samples)
+        return config
+
+    def limits(self, table: Any) -> Limits:
+        table = self._table(table, "limits", {"case_timeout_s", "max_memory_gib"})
+        return Limits(
+            case_timeout_s=float(self._number(table, "case_timeout_s", "limits", 300.0, minimum=1)),
+            max_memory_gib=float(self._number(table, "max_memory_gib", "limits", 12.0, minimum=0.01)),
+        )
+
+    def options(self, table: Any) -> Mapping[str, Mapping[str, Any]]:
+        if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
+            raise self.fail("options", "a table of per-block option tables, e.g. [options.srl_fft] spectral_relu = false", table)
+        from nlbench.blocks import BlockError, resolve_options
+
+        for block, opts in table.items():
+            try:
+                resolve_options(block, opts)
+            except BlockError as exc:
+                raise self.fail(f"options.{block}", f"options the block accepts ({exc})") from None
+        return MappingProxyType({k: MappingProxyType(dict(v)) for k, v in table.items()})
+
+    def paper_table(self, table: Any) -> PaperTable:
+        table = self._table(table, "paper_table", {"title", "giga", "maps", "rows"})
+        maps_table = table.get("maps")
+        if not isinstance(maps_table, dict) or not maps_table:
+            raise self.fail("paper_table.maps", "a table: input size -> list of [H, W] maps summed for it", maps_table)
+        maps = {k: tuple(self.resolutions({"paper_table.maps." + k: v}, "paper_table.maps." + k))
+                for k, v in maps_table.items()}
+        rows = table.get("rows")
+        if not isinstance(rows, list) or not rows:
+            raise self.fail("paper_table.rows", "a non-empty array of tables {input, block, gflops, params_m}", rows)
+        parsed = []
+        for i, row in enumerate(rows):
+            prefix = f"paper_table.rows[{i}]"
+            row = self._table(row, prefix, {"input", "block", "gflops", "params_m"})
+            if row.get("input") not in maps:
+                raise self.fail(f"{prefix}.input", f"one of the maps' inputs ({', '.join(maps)})", row.get("input"))
+            if not isinstance(row.get("block"), str):
+                raise self.fail(f"{prefix}.block", "a block name", row.get("block"))
+            parsed.append(PaperRow(row["input"], row["block"],
+                                   float(self._number(row, "gflops", prefix, -1.0)),
+                                   float(self._number(row, "params_m", prefix, -1.0))))
+        giga = float(self._number(table, "giga", "paper_table", 2.0**30, minimum=1))
+        return PaperTable(title=self.string(table, "title", default="paper table"), giga=giga,
+                          maps=MappingProxyType(maps), rows=tuple(parsed))

@@ -1,0 +1,75 @@
+"""The results store: round trips, null-not-zero, cut lines, last record wins."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from nlbench import store
+from nlbench.case import Case
+
+
+def make_record(case: Case, **fields) -> dict:
+    return {"kind": "sweep", "case_id": case.case_id, **case.to_dict(), "status": "ok", "error": None, **fields}
+
+
+def test_round_trip_keeps_values_and_public_columns(tmp_path: Path) -> None:
+    store.write_manifest(tmp_path, {"suite": "t"})
+    case = Case("nl", 8, 4, 6, options=Case.normalise_options({"mode": "dot_product"}))
+    store.append_record(tmp_path, make_record(case, macs=123, latency_fwd_ms_samples=[1.0, 2.0],
+                                              uncounted_ops=["aten.foo"]))
+    df = store.load(tmp_path)
+    assert list(df["block"]) == ["nl"]
+    row = df.iloc[0]
+    assert row["macs"] == 123 and row["height"] == 4 and row["width"] == 6
+    assert json.loads(row["options"]) == {"mode": "dot_product"}
+    assert row["latency_fwd_ms_samples"] == [1.0, 2.0]
+    assert row["uncounted_ops"] == ["aten.foo"]
+    for column in store.PUBLIC_COLUMNS:
+        assert column in df.columns
+    assert pd.isna(row["peak_mem_fwd_bytes"]), "a measurement not taken is null, never zero"
+    assert store.read_manifest(tmp_path)["schema_version"] == store.SCHEMA_VERSION
+
+
+def test_nan_is_stored_as_null(tmp_path: Path) -> None:
+    case = Case("nl", 8, 4, 4)
+    store.append_record(tmp_path, make_record(case, latency_fwd_ms_median=float("nan")))
+    line = (tmp_path / store.RESULTS_FILE).read_text()
+    assert "NaN" not in line and '"latency_fwd_ms_median": null' in line
+
+
+def test_cut_line_is_ignored_then_trimmed(tmp_path: Path) -> None:
+    first, second = Case("nl", 8, 4, 4), Case("nl", 8, 8, 8)
+    store.append_record(tmp_path, make_record(first))
+    with (tmp_path / store.RESULTS_FILE).open("a") as handle:
+        handle.write('{"case_id": "cut-short", "block": "n')  # a kill mid-write
+    assert store.finished_case_ids(tmp_path) == {first.case_id}
+    store.append_record(tmp_path, make_record(second))
+    lines = (tmp_path / store.RESULTS_FILE).read_text().splitlines()
+    assert len(lines) == 2 and all(json.loads(line) for line in lines)
+
+
+def test_last_record_of_a_case_wins(tmp_path: Path) -> None:
+    case = Case("nl", 8, 4, 4)
+    store.append_record(tmp_path, make_record(case, status="error", error="boom"))
+    store.append_record(tmp_path, make_record(case, macs=5))
+    df = store.load(tmp_path)
+    assert len(df) == 1 and df.iloc[0]["status"] == "ok" and df.iloc[0]["macs"] == 5
+
+
+def test_case_identity_is_stable_and_option_order_free() -> None:
+    a = Case("nl", 8, 4, 4, options=Case.normalise_options({"mode": "gaussian", "sub_sample": True}))
+    b = Case("nl", 8, 4, 4, options=Case.normalise_options({"sub_sample": True, "mode": "gaussian"}))
+    assert a.case_id == b.case_id and a == b
+    assert Case.from_dict(a.to_dict()) == a
+    assert a.case_id != Case("nl", 8, 4, 5).case_id
+
+
+def test_load_several_runs(tmp_path: Path) -> None:
+    for name in ("run-a", "run-b"):
+        (tmp_path / name).mkdir()
+        store.append_record(tmp_path / name, make_record(Case("nl", 8, 4, 4)))
+    df = store.load([tmp_path / "run-a", tmp_path / "run-b"])
+    assert sorted(df["run"]) == ["run-a", "run-b"]

@@ -1,0 +1,100 @@
+"""Suites: the shipped files validate, bad files are rejected with file, field and
+expectation, and suites expand into the right cases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nlbench.blocks import BlockError
+from nlbench.suite import SUITES_DIR, SuiteError, load_suite, parse_suite
+
+SHIPPED = ["smoke", "resolution", "channels", "video", "paper-srl-table3"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_suites_load_and_expand(name: str) -> None:
+    suite = load_suite(name)
+    cases = suite.cases()
+    assert cases, name
+    assert len({c.case_id for c in cases}) == len(cases), "case ids must be unique"
+
+
+def test_resolution_suite_is_the_issue_grid() -> None:
+    suite = load_suite("resolution")
+    assert suite.channels == (64,) and suite.batch == (1,)
+    assert [h for h, _ in suite.resolutions] == [8, 16, 24, 32, 48, 64, 96, 128]
+    assert {"latency_fwd", "latency_fwdbwd"} <= set(suite.measure)
+    assert len(suite.cases()) == 10 * 8
+
+
+def test_video_suite_keeps_only_video_blocks_and_frames() -> None:
+    cases = load_suite("video").cases()
+    assert {c.frames for c in cases} == {1, 2, 4, 8, 16}
+    assert all(c.height == c.width == 28 for c in cases)
+
+
+def test_paper_suite_options_and_table() -> None:
+    suite = load_suite("paper-srl-table3")
+    assert dict(suite.options["srl_fft"]) == {"spectral_relu": False}
+    assert len(suite.paper_table.rows) == 10
+    assert suite.paper_table.giga == 2**30
+
+
+def test_block_filter_and_device_override() -> None:
+    cases = load_suite("smoke").cases(only_blocks=["nl"], device="cuda")
+    assert {c.block for c in cases} == {"nl"} and {c.device for c in cases} == {"cuda"}
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    return str(path)
+
+
+GOOD = 'name = "t"\nblocks = ["nl"]\nchannels = [8]\nresolutions = [4]\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "expected"),
+    [
+        ('blocks = ["nl"]\nchannels = [8]\nresolutions = [4]\n', "name", "a string"),
+        (GOOD.replace("[8]", '["eight"]'), "channels", "positive integers"),
+        (GOOD.replace("[4]", "[[4, 0]]"), "resolutions", "pair"),
+        (GOOD + 'dtype = ["float8"]\n', "dtype", "float32"),
+        (GOOD + 'measure = ["speed"]\n', "measure", "latency_fwd"),
+        (GOOD + "[latency]\nwarmup = -1\n", "latency.warmup", "integer"),
+        (GOOD + "[latency]\nmin_samples = 5\nmax_samples = 2\n", "latency.max_samples", "min_samples"),
+        (GOOD + "[latency]\nwarm_up = 1\n", "latency.warm_up", "one of"),
+        (GOOD + "[options.nl]\nmodee = 'x'\n", "options.nl", "no option 'modee'"),
+        (GOOD + "colour = 1\n", "colour", "one of"),
+        ("name = [", "(syntax)", "valid TOML"),
+    ],
+)
+def test_bad_suite_names_file_field_and_expectation(tmp_path: Path, text: str, field: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    message = str(info.value)
+    assert message.startswith(path) and f"'{field}'" in message and expected in message
+
+
+def test_unknown_block_in_suite_suggests(tmp_path: Path) -> None:
+    suite = load_suite(write(tmp_path, GOOD.replace('"nl"', '"srl_ftt"')))
+    with pytest.raises(BlockError, match="Did you mean 'srl_fft'"):
+        suite.cases()
+
+
+def test_unknown_suite_name_suggests() -> None:
+    with pytest.raises(SuiteError, match="Did you mean resolution"):
+        load_suite("resolutoin")
+
+
+def test_square_and_pair_sizes() -> None:
+    suite = parse_suite({"name": "x", "blocks": ["identity"], "channels": [4], "resolutions": [3, [5, 7]]})
+    assert suite.resolutions == ((3, 3), (5, 7))
+
+
+def test_every_shipped_suite_file_is_listed() -> None:
+    assert {p.stem for p in SUITES_DIR.glob("*.toml")} >= set(SHIPPED)

@@ -1,0 +1,152 @@
+"""The sweep runner: every case recorded, failures are data, interrupted runs resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from nlbench import store
+from nlbench.suite import load_suite, parse_suite
+from nlbench.sweep import run_sweep, start_run
+
+REPO = Path(__file__).resolve().parent.parent
+
+FAULTY_PLUGIN = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+    from nlbench.blocks import ClaimedComplexity, register_block
+
+    CLAIM = ClaimedComplexity("O(C·HW)", n_exponent=1.0, c_exponent=1.0)
+
+    @register_block("test_raises_at_12", family="test", paper="tests", claimed=CLAIM)
+    class RaisesAt12(nn.Module):
+        def __init__(self, channels):
+            super().__init__()
+            self.conv = nn.Conv2d(channels, channels, 1)
+
+        def forward(self, x):
+            if x.shape[-2] == 12:
+                raise ValueError("this block refuses height 12")
+            return x + self.conv(x)
+
+    @register_block("test_huge_alloc", family="test", paper="tests", claimed=CLAIM)
+    class HugeAlloc(nn.Module):
+        def __init__(self, channels):
+            super().__init__()
+            self.conv = nn.Conv2d(channels, channels, 1)
+
+        def forward(self, x):
+            waste = torch.ones(64 * 2**30 // 4)  # 64 GiB: over any limit here
+            return x + self.conv(x) + waste[0]
+    """
+)
+
+
+@pytest.fixture()
+def faulty_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    (tmp_path / "nlbench_faulty_blocks.py").write_text(FAULTY_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from nlbench.blocks import load_plugin, unregister_block
+
+    load_plugin("nlbench_faulty_blocks")
+    yield "nlbench_faulty_blocks"
+    unregister_block("test_raises_at_12")
+    unregister_block("test_huge_alloc")
+    sys.modules.pop("nlbench_faulty_blocks", None)
+
+
+def test_smoke_suite_measures_every_block_with_nothing_uncounted(tmp_path: Path) -> None:
+    suite = load_suite("smoke")
+    run_dir = start_run(suite, tmp_path, only_blocks=None, device=None, plugins=[])
+    result = run_sweep(suite, run_dir)
+    df = store.load(run_dir)
+    assert result.statuses == {"ok": len(suite.cases())}, df[df.status != "ok"][["label", "error"]].to_string()
+    assert len(df) == len(suite.cases())
+    assert (df["uncounted_ops"].apply(len) == 0).all()
+    measured = df[df.block != "identity"]
+    assert (measured["macs"] > 0).all() and (measured["flops"] == 2 * measured["macs"]).all()
+    assert (df[df.block == "identity"]["macs"] == 0).all()
+    for column in ("latency_fwd_ms_median", "latency_fwdbwd_ms_median", "peak_mem_fwd_bytes", "params"):
+        assert df[column].notna().all(), column
+    assert (df["latency_fwd_ms_samples"].apply(len) == 3).all()
+    manifest = store.read_manifest(run_dir)
+    assert manifest["environment"]["torch_version"] and manifest["suite"] == "smoke"
+    assert (run_dir / "suite.toml").exists()
+
+
+def test_failures_are_recorded_and_the_sweep_goes_on(tmp_path: Path, faulty_plugin: str) -> None:
+    suite = parse_suite({
+        "name": "faulty", "blocks": ["test_raises_at_12", "test_huge_alloc", "identity"], "channels": [4],
+        "resolutions": [8, [12, 10]], "measure": ["params", "flops"], "limits": {"max_memory_gib": 4},
+    })
+    run_dir = start_run(suite, tmp_path, only_blocks=None, device=None, plugins=[faulty_plugin])
+    run_sweep(suite, run_dir, plugins=[faulty_plugin])
+    df = store.load(run_dir).set_index("label")
+    assert len(df) == 6
+    failed = df.loc["test_raises_at_12 C4 12x10 B1"]
+    assert failed["status"] == "error" and "refuses height 12" in failed["error"]
+    assert df.loc["test_raises_at_12 C4 8x8 B1"]["status"] == "ok"
+    assert df.loc["test_raises_at_12 C4 8x8 B1"]["macs"] > 0
+    for label in ("test_huge_alloc C4 8x8 B1", "test_huge_alloc C4 12x10 B1"):
+        assert df.loc[label]["status"] == "oom", df.loc[label]["error"]
+        assert df.loc[label]["params"] > 0, "measurements taken before the failure are kept"
+    assert (df[df.block == "identity"]["status"] == "ok").all()
+
+
+def test_cases_over_the_memory_estimate_are_skipped(tmp_path: Path) -> None:
+    suite = parse_suite({"name": "big", "blocks": ["nl"], "channels": [8], "resolutions": [4, 256],
+                         "measure": ["params"], "limits": {"max_memory_gib": 1}})
+    run_dir = start_run(suite, tmp_path, only_blocks=None, device=None, plugins=[])
+    run_sweep(suite, run_dir, isolate=False)
+    df = store.load(run_dir).set_index("height")
+    assert df.loc[4]["status"] == "ok"
+    assert df.loc[256]["status"] == "skipped" and "GiB" in df.loc[256]["error"]
+
+
+def test_sigkill_then_resume_gives_exactly_one_result_per_case(tmp_path: Path) -> None:
+    suite_file = tmp_path / "slow.toml"
+    suite_file.write_text(textwrap.dedent("""
+        name = "slow"
+        blocks = ["identity", "local", "nl"]
+        channels = [16]
+        resolutions = [8, 12, 16]
+        measure = ["params", "latency_fwd"]
+        [latency]
+        warmup = 1
+        min_run_time_s = 0.4
+        min_samples = 3
+    """))
+    out = tmp_path / "results"
+    command = [sys.executable, "-m", "nlbench.cli", "run", "--suite", str(suite_file), "--out", str(out)]
+    process = subprocess.Popen(command, cwd=REPO, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    results = None
+    while time.time() < deadline:
+        found = list(out.glob("slow-*/results.jsonl"))
+        if found and len(found[0].read_text().splitlines()) >= 2:
+            results = found[0]
+            break
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert results is not None, "the sweep never finished two cases"
+    finished_before = len(results.read_text().splitlines())
+    assert finished_before < 9, "the kill came too late to test resuming"
+    resumed = subprocess.run([sys.executable, "-m", "nlbench.cli", "run", "--resume", str(results.parent)],
+                             cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    lines = results.read_text().splitlines()
+    ids = [json.loads(line)["case_id"] for line in lines]
+    assert len(ids) == 9 and len(set(ids)) == 9, "exactly one result per case"
+    df = store.load(results.parent)
+    assert len(df) == 9 and (df["status"] == "ok").all()
