@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from nlbench.blocks.common import (
     check_input,
+    check_int_option,
     conv1x1,
     fold_frames,
     require_divisible,
@@ -94,9 +95,9 @@ class CGNLBlock(nn.Module):
         gamma: float = 1e-4,
     ) -> None:
         super().__init__()
-        _check_int("reduction", reduction, minimum=1)
-        _check_int("groups", groups, minimum=1)
-        _check_int("order", order, minimum=0)
+        check_int_option("cgnl", "reduction", reduction, 1)
+        check_int_option("cgnl", "groups", groups, 1)
+        check_int_option("cgnl", "order", order, 0)
         if kernel not in KERNELS:
             raise ValueError(f"cgnl: kernel must be one of {', '.join(map(repr, KERNELS))}, got {kernel!r}")
         if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not math.isfinite(gamma) or gamma <= 0:
@@ -135,7 +136,3 @@ class CGNLBlock(nn.Module):
         return x + unfold_frames(self.norm(self.conv_out(y)), x)
 
 
-def _check_int(name: str, value: object, *, minimum: int) -> None:
-    """Raise a clear ValueError unless ``value`` is an int ≥ ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"cgnl: {name} must be an integer >= {minimum}, got {value!r}")

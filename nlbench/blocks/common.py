@@ -8,6 +8,8 @@ attention over all positions, because those never look at the spatial layout.
 
 from __future__ import annotations
 
+from numbers import Integral
+
 from torch import Tensor, nn
 
 
@@ -69,3 +71,11 @@ def require_divisible(name: str, value: int, divisor: int, what: str) -> None:
     """Raise a clear error when an inner width does not split evenly."""
     if divisor < 1 or value % divisor:
         raise ValueError(f"{name}: {what} ({value}) must be divisible by {divisor}")
+
+
+def check_int_option(block: str, name: str, value: object, minimum: int) -> int:
+    """An integer option ≥ ``minimum``; anything else (``True`` too) is a ValueError
+    naming the block and the option."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or int(value) < minimum:
+        raise ValueError(f"{block}: option {name!r} must be an integer >= {minimum}, got {value!r}")
+    return int(value)

@@ -22,16 +22,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from nlbench.blocks.common import check_input, conv1x1, require_divisible, zero_init_batchnorm
+from nlbench.blocks.common import check_int_option, check_input, conv1x1, require_divisible, zero_init_batchnorm
 from nlbench.blocks.registry import ClaimedComplexity, register_block
 
 LEAKY_SLOPE = 0.01  # the default slope of the InPlaceABN layers in the authors' code
 
-
-def _check_int(name: str, value: object, *, minimum: int) -> None:
-    """Raise a clear ValueError unless ``value`` is an int ≥ ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"rcca: {name} must be an integer >= {minimum}, got {value!r}")
 
 
 class CrissCrossAttention(nn.Module):
@@ -97,10 +92,10 @@ class RCCABlock(nn.Module):
         conv_kernel: int = 3,
     ) -> None:
         super().__init__()
-        _check_int("reduction", reduction, minimum=1)
-        _check_int("qk_reduction", qk_reduction, minimum=1)
-        _check_int("recurrence", recurrence, minimum=1)
-        _check_int("conv_kernel", conv_kernel, minimum=1)
+        check_int_option("rcca", "reduction", reduction, 1)
+        check_int_option("rcca", "qk_reduction", qk_reduction, 1)
+        check_int_option("rcca", "recurrence", recurrence, 1)
+        check_int_option("rcca", "conv_kernel", conv_kernel, 1)
         if conv_kernel % 2 == 0:
             raise ValueError(f"rcca: conv_kernel must be odd, got {conv_kernel}")
         require_divisible("rcca", channels, reduction, "channels")

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from nlbench.blocks.common import (
     check_input,
+    check_int_option,
     conv1x1,
     fold_frames,
     require_divisible,
@@ -43,13 +44,6 @@ DENSE_AFFINITY = ClaimedComplexity("O(C·H²W²)", n_exponent=2.0, c_exponent=1.
 # ---------------------------------------------------------------------------------------
 # Shared pure helpers (also used by ``snl``)
 # ---------------------------------------------------------------------------------------
-
-
-def check_int_option(block: str, name: str, value: object, minimum: int) -> int:
-    """An integer option ≥ ``minimum``; anything else is a ValueError naming the option."""
-    if isinstance(value, bool) or not isinstance(value, Integral) or int(value) < minimum:
-        raise ValueError(f"{block}: option {name!r} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def inner_width(block: str, channels: int, reduction: object) -> int:

@@ -28,12 +28,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from nlbench.blocks.common import check_input, conv1x1, fold_frames, unfold_frames, zero_init_batchnorm
+from nlbench.blocks.common import check_input, check_int_option, conv1x1, fold_frames, unfold_frames, zero_init_batchnorm
 from nlbench.blocks.nonlocal_block import (
     DENSE_AFFINITY,
     aggregate,
     check_affinity,
-    check_int_option,
     flatten_positions,
     inner_width,
 )
