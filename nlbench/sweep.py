@@ -162,6 +162,7 @@ def _worker_main(conn: Connection, settings: CaseSettings, max_memory_gib: float
     Its stdout and stderr (native libraries' chatter, e.g. the profiler's) go to the
     run's ``worker.log`` so they neither garble the progress bar nor get lost.
     """
+    _die_with_parent()
     if log_path:
         log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(log_fd, 1)
@@ -174,10 +175,25 @@ def _worker_main(conn: Connection, settings: CaseSettings, max_memory_gib: float
     if cap_memory:  # CUDA reserves huge virtual ranges: cap CPU workers only
         _cap_address_space(max_memory_gib)
     while True:
-        message = conn.recv()
+        try:
+            message = conn.recv()
+        except EOFError:  # the parent is gone
+            return
         if message is None:
             return
         conn.send(measure_case(Case.from_dict(message), settings))
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this worker when the sweep process dies (PR_SET_PDEATHSIG),
+    so a killed sweep leaves no orphan measuring on."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _cap_address_space(max_memory_gib: float) -> None:
