@@ -6,17 +6,21 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # torch is imported where tensors are made, so suites and reports load without it
+    import torch
+    from torch import nn
 
-DTYPES: Mapping[str, torch.dtype] = {
-    "float32": torch.float32,
-    "float64": torch.float64,
-    "float16": torch.float16,
-    "bfloat16": torch.bfloat16,
-}
+# The dtypes a case may use, with their size in bytes (for memory estimates).
+DTYPE_BYTES: Mapping[str, int] = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
+
+
+def torch_dtype(name: str) -> "torch.dtype":
+    """The torch dtype of a case's dtype name."""
+    import torch
+
+    return getattr(torch, name)
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,7 @@ class Case:
         fields["options"] = cls.normalise_options(fields.get("options") or {})
         return cls(**fields)
 
-    def build(self) -> nn.Module:
+    def build(self) -> "nn.Module":
         """The block for this case, on its device and dtype."""
         from nlbench.blocks import create_block, get_spec
 
@@ -92,10 +96,12 @@ class Case:
         if self.frames is not None and "frames" in get_spec(self.block).default_options:
             options.setdefault("frames", self.frames)  # blocks whose weights depend on T (SRL's conv_t)
         module = create_block(self.block, self.channels, spatial_size=(self.height, self.width), **options)
-        return module.to(device=self.device, dtype=DTYPES[self.dtype])
+        return module.to(device=self.device, dtype=torch_dtype(self.dtype))
 
-    def make_input(self, seed: int = 0) -> torch.Tensor:
+    def make_input(self, seed: int = 0) -> "torch.Tensor":
         """A reproducible standard-normal input of the case's shape."""
+        import torch
+
         generator = torch.Generator().manual_seed(seed)
-        x = torch.randn(self.input_shape, generator=generator, dtype=DTYPES[self.dtype])
+        x = torch.randn(self.input_shape, generator=generator, dtype=torch_dtype(self.dtype))
         return x.to(self.device)

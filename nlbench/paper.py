@@ -3,27 +3,35 @@ our counts beside the paper's with the relative error. Pure pandas, from the sto
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
-from nlbench.suite import PaperTable
+if TYPE_CHECKING:
+    from nlbench.suite import PaperTable
 
 
-def paper_comparison(df: pd.DataFrame, table: PaperTable) -> pd.DataFrame:
+def paper_comparison(df: pd.DataFrame, table: "PaperTable") -> pd.DataFrame:
     """One row per paper row: paper and measured G-MACs (in the table's G) and params.
 
     ``ours_gmacs`` sums MACs over the maps the paper inserts blocks at, divided by the
     table's ``giga`` (2³⁰ for the SRL paper); params are summed and given in millions
     (10⁶). A row whose cases are missing or failed has null measurements, not zeros.
     """
-    ok = df[(df["status"] == "ok")] if len(df) else df
+    ok = df
+    if len(ok) and "kind" in ok:
+        ok = ok[ok["kind"].fillna("sweep") == "sweep"]
+    ok = ok[ok["status"] == "ok"] if len(ok) else ok
+    sizes = list(zip(pd.to_numeric(ok["height"]).astype(int), pd.to_numeric(ok["width"]).astype(int))) if len(ok) else []
     rows = []
     for paper_row in table.rows:
         maps = table.maps[paper_row.input]
-        selected = ok[(ok["block"] == paper_row.block)
-                      & ok.apply(lambda r: (int(r["height"]), int(r["width"])) in maps, axis=1)] if len(ok) else ok
-        complete = len(selected) == len(maps) and selected["macs"].notna().all() and selected["params"].notna().all()
-        macs = float(selected["macs"].sum()) if complete else None
-        params = float(selected["params"].sum()) if complete else None
+        selected = ok[(ok["block"] == paper_row.block).to_numpy() & [size in maps for size in sizes]] if len(ok) else ok
+        macs_values = pd.to_numeric(selected.get("macs", pd.Series(dtype=float)), errors="coerce")
+        params_values = pd.to_numeric(selected.get("params", pd.Series(dtype=float)), errors="coerce")
+        complete = len(selected) == len(maps) and macs_values.notna().all() and params_values.notna().all()
+        macs = float(macs_values.sum()) if complete else None
+        params = float(params_values.sum()) if complete else None
         ours_g = macs / table.giga if macs is not None else None
         ours_m = params / 1e6 if params is not None else None
         rows.append({
@@ -32,10 +40,15 @@ def paper_comparison(df: pd.DataFrame, table: PaperTable) -> pd.DataFrame:
             "maps": " + ".join(f"{h}×{w}" for h, w in maps),
             "paper_gmacs": paper_row.gflops,
             "ours_gmacs": ours_g,
-            "gmacs_rel_error": (ours_g - paper_row.gflops) / paper_row.gflops if ours_g is not None else None,
+            "gmacs_rel_error": _relative_error(ours_g, paper_row.gflops),
             "paper_params_m": paper_row.params_m,
             "ours_params_m": ours_m,
-            "params_rel_error": (ours_m - paper_row.params_m) / paper_row.params_m if ours_m is not None else None,
+            "params_rel_error": _relative_error(ours_m, paper_row.params_m),
             "ours_gflops_1e9": 2 * macs / 1e9 if macs is not None else None,
         })
     return pd.DataFrame(rows)
+
+
+def _relative_error(ours: float | None, paper: float) -> float | None:
+    """ours / paper − 1, or None when either side is missing or the paper's is 0."""
+    return (ours - paper) / paper if ours is not None and paper else None

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from nlbench.case import DTYPES, Case
+from nlbench.case import DTYPE_BYTES, Case
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
 MEASUREMENTS = ("params", "flops", "counters", "latency_fwd", "latency_fwdbwd", "memory")
@@ -158,6 +158,19 @@ def load_suite(name_or_path: str) -> Suite:
     return parse_suite(data, source=str(path))
 
 
+def read_paper_table(run_dir: Path | str) -> PaperTable | None:
+    """The ``paper_table`` of the suite a run was run with (``run_dir/suite.toml``),
+    or None. Reads only that table, so no block (and no torch) is needed."""
+    path = Path(run_dir) / "suite.toml"
+    if not path.exists():
+        return None
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteError(str(path), "(syntax)", f"valid TOML ({exc})") from exc
+    return _Validator(str(path)).paper_table(data["paper_table"]) if "paper_table" in data else None
+
+
 def parse_suite(data: Mapping[str, Any], *, source: str = "<suite>") -> Suite:
     """Validate a suite's TOML data into a :class:`Suite`."""
     unknown = sorted(set(data) - TOP_LEVEL_FIELDS)
@@ -175,7 +188,7 @@ def parse_suite(data: Mapping[str, Any], *, source: str = "<suite>") -> Suite:
         resolutions=tuple(v.resolutions(data, "resolutions")),
         batch=tuple(v.positive_ints(data, "batch", default=[1])),
         frames=tuple(v.positive_ints(data, "frames", default=[])),
-        dtype=v.choices(data, "dtype", tuple(DTYPES), default=("float32",)),
+        dtype=v.choices(data, "dtype", tuple(DTYPE_BYTES), default=("float32",)),
         device=v.choices(data, "device", DEVICES, default=("cpu",)),
         measure=measure,
         latency=v.latency(data.get("latency", {})),

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from nlbench import store
-from nlbench.case import DTYPES, Case
+from nlbench.case import DTYPE_BYTES, Case
 from nlbench.measure.run_case import CaseSettings, base_record
 from nlbench.suite import Suite, load_suite
 
@@ -60,7 +60,7 @@ def estimate_peak_bytes(case: Case) -> int:
     """
     from nlbench.blocks import get_spec
 
-    itemsize = DTYPES[case.dtype].itemsize
+    itemsize = DTYPE_BYTES[case.dtype]
     n = case.positions
     dense = get_spec(case.block).claimed.n_exponent >= 2
     per_image = (6 * n * n if dense else 0) + 48 * case.channels * n

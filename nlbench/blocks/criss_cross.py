@@ -34,9 +34,11 @@ class CrissCrossAttention(nn.Module):
 
     def __init__(self, channels: int, *, qk_reduction: int = 8) -> None:
         super().__init__()
-        require_divisible("rcca", channels, qk_reduction, "inner channels C_i")
-        self.query = conv1x1(channels, channels // qk_reduction)
-        self.key = conv1x1(channels, channels // qk_reduction)
+        # C_i / qk_reduction rounded down, at least 1, so narrow blocks (C = 16, C_i = 4)
+        # still build — the channel sweep starts there.
+        qk_channels = max(1, channels // qk_reduction)
+        self.query = conv1x1(channels, qk_channels)
+        self.key = conv1x1(channels, qk_channels)
         self.value = conv1x1(channels, channels)
         self.gamma = nn.Parameter(torch.zeros(1))
 
@@ -77,7 +79,7 @@ class RCCABlock(nn.Module):
     """Residual recurrent criss-cross block; C_i = channels / reduction.
 
     ``recurrence`` R ≥ 1 applications of one shared CCA (R = 2 reaches every position);
-    ``qk_reduction``: q and k have C_i / qk_reduction channels; ``conv_kernel``: the
+    ``qk_reduction``: q and k have max(1, ⌊C_i / qk_reduction⌋) channels; ``conv_kernel``: the
     odd kernel size of conv_a and conv_b (3 in the paper; 1 makes the block's receptive
     field exactly the criss-cross paths). Video is processed per frame.
     """

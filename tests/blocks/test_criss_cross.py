@@ -143,7 +143,7 @@ def test_param_count_at_c256() -> None:
     [
         {"reduction": 3},
         {"reduction": 0},
-        {"qk_reduction": 3},
+        {"qk_reduction": 0},
         {"recurrence": 0},
         {"recurrence": 1.5},
         {"conv_kernel": 2},
@@ -152,3 +152,11 @@ def test_param_count_at_c256() -> None:
 def test_bad_options_raise(options: dict) -> None:
     with pytest.raises(ValueError, match="rcca"):
         create_block("rcca", C, **options)
+
+
+def test_narrow_block_keeps_at_least_one_query_channel() -> None:
+    """At C = 16 (C_i = 4 < qk_reduction = 8) q and k get one channel, not zero."""
+    block = create_block("rcca", 16)
+    assert block.cca.query.out_channels == 1 and block.cca.key.out_channels == 1
+    x = torch.randn(1, 16, 5, 4)
+    assert block.eval()(x).shape == x.shape

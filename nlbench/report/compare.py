@@ -1,0 +1,154 @@
+"""Comparing two runs (CPU vs GPU, before vs after a change): per matching case, the
+latency ratio candidate/baseline and a two-sided Mann-Whitney U test on the raw
+samples. The CI latency gate builds on :func:`compare_runs`."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from nlbench.report.formatting import is_missing
+from nlbench.report.tables import sweep_rows
+
+# A case matches across runs on these (not on device: CPU vs GPU is a comparison).
+MATCH_KEYS: tuple[str, ...] = ("block", "options", "channels", "height", "width", "frames", "batch", "dtype")
+
+LATENCY_METRICS: tuple[str, ...] = ("latency_fwd_ms", "latency_fwdbwd_ms")
+
+VERDICT_FASTER = "faster"
+VERDICT_SLOWER = "slower"
+VERDICT_SAME = "no significant change"
+VERDICT_FEW = "too few samples"
+VERDICT_FAILED = "failed"
+
+COMPARE_COLUMNS: tuple[str, ...] = (
+    *MATCH_KEYS, "device_baseline", "device_candidate", "metric", "status_baseline", "status_candidate",
+    "baseline_median_ms", "baseline_iqr_ms", "candidate_median_ms", "candidate_iqr_ms", "ratio",
+    "n_baseline", "n_candidate", "p_value", "alpha", "verdict",
+)
+
+
+def _samples(value: Any) -> np.ndarray:
+    """Raw latency samples as a float array (empty when not recorded)."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        array = np.asarray(value, dtype=float)
+        return array[np.isfinite(array)]
+    return np.empty(0)
+
+
+def min_two_sided_p(n1: int, n2: int) -> float:
+    """The smallest two-sided p-value an exact Mann-Whitney U test can give for sizes
+    n1, n2 (complete separation): 2 / C(n1+n2, n1). With 3 and 3 samples it is 0.1, so
+    no difference can be significant at α = 0.05 — the verdict says so instead."""
+    if n1 < 1 or n2 < 1:
+        return 1.0
+    return min(1.0, 2.0 / math.comb(n1 + n2, n1))
+
+
+def _judge(base: np.ndarray, cand: np.ndarray, alpha: float) -> tuple[float, str]:
+    """(p-value, verdict) for one pair of sample sets."""
+    if base.size < 2 or cand.size < 2 or min_two_sided_p(base.size, cand.size) > alpha:
+        return math.nan, VERDICT_FEW
+    if np.all(base == base[0]) and np.all(cand == base[0]):
+        return 1.0, VERDICT_SAME
+    result = stats.mannwhitneyu(cand, base, alternative="two-sided")
+    p_value = float(result.pvalue)
+    if not p_value < alpha:
+        return p_value, VERDICT_SAME
+    return p_value, VERDICT_SLOWER if np.median(cand) > np.median(base) else VERDICT_FASTER
+
+
+def _match_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Sweep rows with comparable key columns (missing frames as -1 so they match)."""
+    frame = sweep_rows(df)
+    needed = [*MATCH_KEYS, "device", "status"]
+    needed += [f"{metric}_{part}" for metric in LATENCY_METRICS for part in ("median", "iqr", "samples")]
+    frame = frame.copy()
+    for column in needed:
+        if column not in frame.columns:
+            frame[column] = None  # absent in one run only: still suffixed by the merge
+    frame["frames"] = pd.to_numeric(frame["frames"], errors="coerce").fillna(-1).astype(int)
+    for key in ("channels", "height", "width", "batch"):
+        frame[key] = pd.to_numeric(frame[key], errors="coerce").fillna(-1).astype(int)
+    frame["dtype"] = frame["dtype"].fillna("")
+    return frame
+
+
+def compare_runs(
+    df_baseline: pd.DataFrame,
+    df_candidate: pd.DataFrame,
+    *,
+    alpha: float = 0.05,
+    metrics: Sequence[str] = LATENCY_METRICS,
+) -> pd.DataFrame:
+    """One row per matching case and latency metric: candidate vs baseline.
+
+    Cases match on :data:`MATCH_KEYS` (not the device). ``ratio`` is the candidate's
+    median over the baseline's; ``p_value`` is a two-sided Mann-Whitney U test on the
+    raw ``<metric>_samples``; ``verdict`` is "faster" / "slower" when p < ``alpha``,
+    "no significant change" otherwise, "too few samples" when fewer than two samples
+    per side are stored or even a complete separation could not reach ``alpha``, and
+    "failed" when either case did not finish. Returns :data:`COMPARE_COLUMNS`.
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+    unknown = [m for m in metrics if m not in LATENCY_METRICS]
+    if unknown:
+        raise ValueError(f"unknown latency metric(s) {unknown}; known: {list(LATENCY_METRICS)}")
+    for name, frame in (("baseline", df_baseline), ("candidate", df_candidate)):
+        if not isinstance(frame, pd.DataFrame):
+            raise TypeError(f"{name} must be a pandas DataFrame of results, got {type(frame).__name__}")
+        if not frame.empty and "block" not in frame.columns:
+            raise ValueError(f"{name} results frame has no 'block' column; load it with nlbench.store.load")
+    base, cand = _match_frame(df_baseline), _match_frame(df_candidate)
+    if base.empty or cand.empty:
+        return pd.DataFrame(columns=list(COMPARE_COLUMNS))
+    merged = base.merge(cand, on=list(MATCH_KEYS), suffixes=("_b", "_c"), how="inner")
+    records = []
+    for _, row in merged.iterrows():
+        for metric in metrics:
+            median_b = _float(row.get(f"{metric}_median_b"))
+            median_c = _float(row.get(f"{metric}_median_c"))
+            failed = row["status_b"] != "ok" or row["status_c"] != "ok"
+            if not (math.isfinite(median_b) or math.isfinite(median_c)) and (not failed or metric != metrics[0]):
+                continue  # not measured in either run (a failed case is still listed once)
+            samples_b = _samples(row.get(f"{metric}_samples_b"))
+            samples_c = _samples(row.get(f"{metric}_samples_c"))
+            if failed:
+                p_value, verdict = math.nan, VERDICT_FAILED
+            else:
+                p_value, verdict = _judge(samples_b, samples_c, alpha)
+            records.append({
+                **{key: row[key] for key in MATCH_KEYS},
+                "device_baseline": row.get("device_b"),
+                "device_candidate": row.get("device_c"),
+                "metric": metric,
+                "status_baseline": row["status_b"],
+                "status_candidate": row["status_c"],
+                "baseline_median_ms": median_b,
+                "baseline_iqr_ms": _float(row.get(f"{metric}_iqr_b")),
+                "candidate_median_ms": median_c,
+                "candidate_iqr_ms": _float(row.get(f"{metric}_iqr_c")),
+                "ratio": median_c / median_b if math.isfinite(median_b) and median_b > 0 else math.nan,
+                "n_baseline": int(samples_b.size),
+                "n_candidate": int(samples_c.size),
+                "p_value": p_value,
+                "alpha": alpha,
+                "verdict": verdict,
+            })
+    result = pd.DataFrame.from_records(records, columns=list(COMPARE_COLUMNS))
+    result["frames"] = result["frames"].map(lambda v: None if v == -1 else v)
+    return result
+
+
+def _float(value: Any) -> float:
+    if is_missing(value):
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
