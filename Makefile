@@ -17,7 +17,7 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 run: install
-	$(BIN)/nlbench run --suite $(SUITE)
+	$(BIN)/nlbench run --suite $(SUITE) --report
 
 # pytest exits 5 when it collected no test: that must fail, never pass silently.
 test: install

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.handler(args)
-    except (BlockError, SuiteError, StoreError) as exc:
+    except (BlockError, SuiteError, StoreError, FileNotFoundError) as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False)
         return 2
     except KeyboardInterrupt:
@@ -54,7 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="import MODULE so its blocks can be swept (repeatable)")
     p_run.add_argument("--in-process", action="store_true",
                        help="measure in this process (no isolation; for debugging)")
+    p_run.add_argument("--report", action="store_true",
+                       help="write the run's report (markdown + HTML) to reports/ when the sweep ends")
     p_run.set_defaults(handler=cmd_run)
+
+    p_report = sub.add_parser("report", help="render markdown and HTML reports from stored runs")
+    p_report.add_argument("runs", nargs="+", type=Path, metavar="RUN",
+                          help="run directories; two or more are also compared case by case")
+    p_report.add_argument("--format", default="md,html", help="comma-separated: md, html (default both)")
+    p_report.add_argument("--out", type=Path, default=Path("reports"), help="reports root (default: reports/)")
+    p_report.set_defaults(handler=cmd_report)
     return parser
 
 
@@ -123,8 +132,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     print_run_summary(run_dir, suite)
     statuses = ", ".join(f"{k}: {v}" for k, v in sorted(result.statuses.items())) or "nothing left to run"
     console.print(f"ran {result.ran} cases ({statuses}); run directory: [bold]{run_dir}[/]")
+    if args.report:
+        print_report_paths([run_dir], Path("reports"), ("md", "html"))
     return 0
 
+
+def cmd_report(args: argparse.Namespace) -> int:
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    unknown = [f for f in formats if f not in ("md", "html")]
+    if unknown or not formats:
+        console.print(f"[bold red]error:[/] --format: expected md, html or md,html, got {args.format!r}")
+        return 2
+    print_report_paths(args.runs, args.out, formats)
+    return 0
+
+
+def print_report_paths(runs: list[Path], out: Path, formats: tuple[str, ...]) -> None:
+    from nlbench.report import write_report
+
+    written = write_report(runs, out, formats)
+    for kind in formats:
+        console.print(f"report ({kind}): [bold]{written[kind]}[/]")
 
 def print_run_summary(run_dir: Path, suite) -> None:
     """The closing table (block × size, the headline metric) and, for a paper suite,

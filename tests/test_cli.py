@@ -78,3 +78,21 @@ def test_resume_of_a_finished_run_runs_nothing(capsys: pytest.CaptureFixture[str
     capsys.readouterr()
     assert main(["run", "--resume", str(run)]) == 0
     assert "ran 0 cases" in capsys.readouterr().out
+
+
+def test_report_command_writes_markdown_and_html(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["run", "--suite", "smoke", "--blocks", "identity,nl", "--out", str(tmp_path / "results")]) == 0
+    run = next((tmp_path / "results").glob("smoke-*"))
+    capsys.readouterr()
+    assert main(["report", str(run), "--out", str(tmp_path / "reports")]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "reports" / run.name / "report.md").exists()
+    assert (tmp_path / "reports" / run.name / "index.html").exists()
+    assert "report (md)" in out and "report (html)" in out
+
+
+def test_report_rejects_unknown_format_and_missing_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["report", str(tmp_path / "missing-run")]) == 2
+    assert "no such run directory" in capsys.readouterr().out
+    assert main(["report", str(tmp_path), "--format", "pdf"]) == 2
+    assert "--format" in capsys.readouterr().out
