@@ -64,6 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
     p_report.add_argument("--format", default="md,html", help="comma-separated: md, html (default both)")
     p_report.add_argument("--out", type=Path, default=Path("reports"), help="reports root (default: reports/)")
     p_report.set_defaults(handler=cmd_report)
+
+    p_probe = sub.add_parser("probe", help="short training-accuracy probes: does a block buy global context?")
+    p_probe.add_argument("--task", default="same-pair",
+                         help="same-pair (alias long-range), pathfinder, digits, cifar10, cifar100")
+    p_probe.add_argument("--blocks", default="all", help="names or wildcards, comma-separated (default: all)")
+    p_probe.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the preset's)")
+    p_probe.add_argument("--steps", type=int, default=None, help="training steps (default: the preset's)")
+    p_probe.add_argument("--quick", action="store_true", help="a tiny budget that checks the machinery")
+    p_probe.add_argument("--data-dir", default=None, help="CIFAR binary files (cifar10/cifar100 only)")
+    p_probe.add_argument("--out", type=Path, default=None, help="results root (default: results/)")
+    p_probe.add_argument("--resume", type=Path, metavar="RUN", help="finish the missing block × seeds of RUN")
+    p_probe.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                         help="import MODULE so its blocks can be probed (repeatable)")
+    p_probe.add_argument("--report", action="store_true", help="write the run's report when done")
+    p_probe.set_defaults(handler=cmd_probe)
     return parser
 
 
@@ -145,6 +160,104 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 2
     print_report_paths(args.runs, args.out, formats)
     return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from nlbench.blocks import load_plugin, resolve_blocks
+    from nlbench.probes.probe import aggregate, probe_config
+    from nlbench.probes.runs import canonical_task, config_from_manifest, run_probe_into, start_probe_run
+    from nlbench.sweep import default_results_root
+
+    for module in args.plugin:
+        load_plugin(module)
+    if args.resume:
+        config, blocks = config_from_manifest(args.resume)
+        run_dir = args.resume
+    else:
+        overrides: dict = {"task": canonical_task(args.task)}
+        if args.seeds is not None:
+            if args.seeds < 1:
+                console.print("[bold red]error:[/] --seeds: expected a positive number of seeds")
+                return 2
+            overrides["seeds"] = tuple(range(args.seeds))
+        if args.steps is not None:
+            overrides["steps"] = args.steps
+        if args.data_dir:
+            overrides["data_dir"] = args.data_dir
+        from nlbench.probes.tasks import TASKS
+
+        if overrides["task"] not in TASKS:
+            import difflib
+
+            close = difflib.get_close_matches(overrides["task"], list(TASKS), n=2, cutoff=0.5)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            console.print(f"[bold red]error:[/] unknown task {args.task!r}.{hint} Known: {', '.join(TASKS)}, "
+                          "same-pair (= long-range)")
+            return 2
+        try:
+            config = probe_config("quick" if args.quick else "default", **overrides)
+        except ValueError as exc:
+            console.print(f"[bold red]error:[/] {exc}")
+            return 2
+        blocks = resolve_blocks(args.blocks)
+        run_dir = start_probe_run(config, args.out or default_results_root(), blocks)
+    total = len(blocks) * len(config.seeds)
+    console.print(f"[bold]probe {config.task}[/]: {len(blocks)} blocks × {len(config.seeds)} seeds, "
+                  f"{config.steps} steps each → {run_dir}")
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("starting", total=total)
+
+        def on_event(event) -> None:
+            if event.kind == "start":
+                progress.update(bar, description=f"{event.block} seed {event.seed}")
+            elif event.kind == "step":
+                progress.update(bar, description=f"{event.block} seed {event.seed} step {event.step}")
+            elif event.kind == "done":
+                progress.update(bar, advance=1)
+
+        try:
+            outcome = run_probe_into(run_dir, config, blocks, progress=on_event)
+        except ValueError as exc:
+            console.print(f"[bold red]error:[/] {exc}")
+            return 2
+        progress.update(bar, completed=total)
+    print_probe_summary(run_dir, aggregate)
+    console.print(f"trained {outcome.trained} block × seed runs ({outcome.already_done} already done); "
+                  f"run directory: [bold]{run_dir}[/]")
+    if args.report:
+        print_report_paths([run_dir], Path("reports"), ("md", "html"))
+    return 0
+
+
+def print_probe_summary(run_dir: Path, aggregate) -> None:
+    """Accuracy (mean ± std over seeds), cost and speed per block, from the store."""
+    from nlbench import store
+
+    df = store.load(run_dir)
+    if df.empty:
+        return
+    table = Table()
+    for header in ("task", "block", "accuracy mean ± std", "seeds ok", "probe MACs (M)", "params", "steps/s"):
+        table.add_column(header, justify="right")
+    for (task, block), group in df.groupby(["task", "block"], sort=False):
+        ok = group[group["status"] == "ok"]
+        acc = ok["accuracy"].astype(float)
+        spread = f" ± {100 * acc.std():.1f}" if len(acc) > 1 else ""
+        accuracy = f"{100 * acc.mean():.1f}{spread} %" if len(acc) else "failed"
+        macs = group["macs"].dropna()
+        params = group["params"].dropna()
+        speed = ok["steps_per_s"].dropna()
+        table.add_row(task, block, accuracy, f"{len(ok)}/{len(group)}",
+                      f"{macs.iloc[0] / 1e6:.1f}" if len(macs) else "—",
+                      f"{int(params.iloc[0]):,}" if len(params) else "—",
+                      f"{speed.median():.1f}" if len(speed) else "—")
+    console.print(table)
+    for _, row in df[df["status"] != "ok"].iterrows():
+        console.print(f"[red]{row['block']} seed {row['seed']}[/]: {row['error']}")
 
 
 def print_report_paths(runs: list[Path], out: Path, formats: tuple[str, ...]) -> None:

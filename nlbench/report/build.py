@@ -23,12 +23,12 @@ from nlbench.report.formatting import (
     size_text,
 )
 from nlbench.report.model import Plot, Report, Section, Table
-from nlbench.report.plots import STATUS_TEXT, cost_plot_data, pareto_plot_data, render_png
+from nlbench.report.plots import STATUS_TEXT, cost_plot_data, pareto_plot_data, render_heatmaps, render_png
 from nlbench.paper import paper_comparison
 from nlbench.suite import read_paper_table
 from nlbench.report.tables import (
     COST_COLUMNS, IDENTITY_BLOCK, counter_comparison, delta_vs_identity, failed_cases, latency_noise,
-    memory_limits, noisiest_cases, probe_rows, probe_summary, sweep_rows,
+    memory_limits, noisiest_cases, probe_rows, probe_summary, receptive_field_rows, sweep_rows,
 )
 
 METRIC_TITLES: Mapping[str, str] = {
@@ -122,6 +122,9 @@ def assemble_report(
             sections.append(_paper_section(sweep.loc[sweep["run"] == run] if len(sweep) else sweep, table, run, several))
     if not probes.empty:
         sections.append(_probe_section(probes, several))
+    fields = receptive_field_rows(df)
+    if not fields.empty:
+        sections.append(_receptive_field_section(fields))
     sections.append(_noise_section(sweep))
     if several:
         sections.append(_comparison_section(sweep, order))
@@ -492,6 +495,26 @@ def _paper_section(sweep: pd.DataFrame, table: Any, run: str, several: bool) -> 
     key = "paper" if not several else f"paper-{run}"
     return Section(key, "Paper-table comparison" + (f" [{run}]" if several else ""), intro=intro, notes=notes,
                    tables=(_table(table.title, columns, rows),))
+
+
+def _receptive_field_section(fields: pd.DataFrame) -> Section:
+    """How far each block lets the probe network see: the share of input pixels that
+    reach the centre output, the effective radius, and the heat maps."""
+    rows, maps = [], []
+    for _, row in fields.sort_values(["task", "fraction_reached"], ascending=[True, False]).iterrows():
+        rows.append([row["task"], row["block"], f"{100 * float(row['fraction_reached']):.1f} %",
+                     f"{float(row['erf_radius']):.1f}", str(int(row["reach_radius"])), str(int(row["backbone_rf"]))])
+        if isinstance(row.get("heatmap"), list):
+            maps.append((f"{row['block']} ({100 * float(row['fraction_reached']):.0f} %)", np.asarray(row["heatmap"])))
+    table = _table("Receptive field in the probe network",
+                   ["task", "block", "input pixels reached", "ERF radius (px, 95 % of |grad|)",
+                    "reach radius (px)", "backbone RF (px)"], rows)
+    intro = ("Gradient of the centre position of the map the head pools, with respect to the input image, in "
+             "the probe network with the block's parameters perturbed from their identity initialisation. "
+             "A block that gives global context reaches every pixel; the backbone alone reaches only its "
+             "receptive field.")
+    plots = (render_heatmaps("receptive-fields", "Receptive fields", maps),) if maps else ()
+    return Section("receptive-fields", "Receptive fields", intro=intro, tables=(table,), plots=plots)
 
 
 def _probe_section(probes: pd.DataFrame, several: bool) -> Section:

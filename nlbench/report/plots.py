@@ -312,3 +312,27 @@ def render_png(data: PlotData, *, dpi: int = 100) -> Plot:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
     return Plot(data, buffer.getvalue(), tuple(labels))
+
+
+def render_heatmaps(key: str, title: str, maps: Sequence[tuple[str, np.ndarray]], *, dpi: int = 100) -> Plot:
+    """A grid of receptive-field heat maps (|∂ centre output / ∂ input|, normalised),
+    one panel per block, as a :class:`Plot` with its PNG bytes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    columns = min(5, max(1, len(maps)))
+    rows = -(-len(maps) // columns)
+    figure = Figure(figsize=(2.2 * columns, 2.4 * rows + 0.4), dpi=dpi)
+    FigureCanvasAgg(figure)
+    for number, (label, heat) in enumerate(maps):
+        axes = figure.add_subplot(rows, columns, number + 1)
+        axes.imshow(np.log10(np.maximum(heat, 1e-6)), cmap="magma", vmin=-6, vmax=0, interpolation="nearest")
+        axes.set_title(label, fontsize=9)
+        axes.set_xticks([])
+        axes.set_yticks([])
+    figure.suptitle(title + " (log10 of normalised |gradient|, −6 … 0)", fontsize=9)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    data = PlotData(key=key, title=title, xlabel="", ylabel="", series=(), logx=False, logy=False, kind="heatmaps")
+    return Plot(data=data, png=buffer.getvalue(), legend=tuple(label for label, _ in maps))

@@ -41,11 +41,18 @@ def sweep_rows(df: pd.DataFrame) -> pd.DataFrame:
     if df.empty:
         return df.copy()
     kind = _column(df, "kind").fillna("sweep")
-    frame = df.loc[kind != "probe"].copy()
+    frame = df.loc[kind == "sweep"].copy()
     if "run" not in frame.columns:
         frame["run"] = ""
     frame["options"] = _column(frame, "options").map(canonical_options)
     return frame
+
+
+def receptive_field_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The receptive-field measurements of probe runs (``kind == "receptive_field"``)."""
+    if df.empty or "kind" not in df.columns:
+        return df.iloc[0:0].copy()
+    return df.loc[df["kind"] == "receptive_field"].copy()
 
 
 def probe_rows(df: pd.DataFrame) -> pd.DataFrame:
