@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from nlbench.report.formatting import is_missing
+from nlbench.report.formatting import as_float
 from nlbench.report.tables import sweep_rows
 
 # A case matches across runs on these (not on device: CPU vs GPU is a comparison).
@@ -111,8 +111,8 @@ def compare_runs(
     records = []
     for _, row in merged.iterrows():
         for metric in metrics:
-            median_b = _float(row.get(f"{metric}_median_b"))
-            median_c = _float(row.get(f"{metric}_median_c"))
+            median_b = as_float(row.get(f"{metric}_median_b"))
+            median_c = as_float(row.get(f"{metric}_median_c"))
             failed = row["status_b"] != "ok" or row["status_c"] != "ok"
             if not (math.isfinite(median_b) or math.isfinite(median_c)) and (not failed or metric != metrics[0]):
                 continue  # not measured in either run (a failed case is still listed once)
@@ -130,9 +130,9 @@ def compare_runs(
                 "status_baseline": row["status_b"],
                 "status_candidate": row["status_c"],
                 "baseline_median_ms": median_b,
-                "baseline_iqr_ms": _float(row.get(f"{metric}_iqr_b")),
+                "baseline_iqr_ms": as_float(row.get(f"{metric}_iqr_b")),
                 "candidate_median_ms": median_c,
-                "candidate_iqr_ms": _float(row.get(f"{metric}_iqr_c")),
+                "candidate_iqr_ms": as_float(row.get(f"{metric}_iqr_c")),
                 "ratio": median_c / median_b if math.isfinite(median_b) and median_b > 0 else math.nan,
                 "n_baseline": int(samples_b.size),
                 "n_candidate": int(samples_c.size),
@@ -144,11 +144,3 @@ def compare_runs(
     result["frames"] = result["frames"].map(lambda v: None if v == -1 else v)
     return result
 
-
-def _float(value: Any) -> float:
-    if is_missing(value):
-        return math.nan
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan

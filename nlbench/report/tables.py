@@ -11,7 +11,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from nlbench.report.formatting import canonical_options, is_missing, size_text
+from nlbench.report.formatting import as_float, canonical_options, is_missing, size_text
 
 # The costs a report compares, as (metric name, store column).
 COST_COLUMNS: Mapping[str, str] = {
@@ -105,22 +105,14 @@ def delta_vs_identity(df: pd.DataFrame) -> pd.DataFrame:
         record["identity_status"] = base["status"]
         both_ok = row["status"] == "ok" and base["status"] == "ok"
         for metric, column in COST_COLUMNS.items():
-            own = _number(row.get(column)) if row["status"] == "ok" else math.nan
-            ref = _number(base.get(column)) if base["status"] == "ok" else math.nan
+            own = as_float(row.get(column)) if row["status"] == "ok" else math.nan
+            ref = as_float(base.get(column)) if base["status"] == "ok" else math.nan
             record[f"{metric}_block"] = own
             record[f"{metric}_identity"] = ref
             record[f"{metric}_delta"] = own - ref if both_ok else math.nan
         records.append(record)
     return pd.DataFrame.from_records(records, columns=columns)
 
-
-def _number(value: Any) -> float:
-    if is_missing(value):
-        return math.nan
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def counter_comparison(df: pd.DataFrame) -> pd.DataFrame:

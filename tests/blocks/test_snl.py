@@ -11,20 +11,9 @@ from torch import Tensor, nn
 from nlbench.blocks import create_block, get_spec
 from nlbench.blocks.nonlocal_block import NonLocalStage
 from nlbench.blocks.snl import SpectralNonLocalBlock
+from tests.conftest import randomise
 
 C = 8  # C' = 4
-
-
-def randomise(module: nn.Module, seed: int = 0) -> None:
-    """Give every parameter and BN running statistic a non-trivial random value."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(0.5 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
-        for m in module.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn(m.num_features, generator=gen, dtype=m.running_mean.dtype))
-                m.running_var.copy_(0.5 + torch.rand(m.num_features, generator=gen, dtype=m.running_var.dtype))
 
 
 def conv(m: nn.Conv2d, v: Tensor) -> Tensor:
