@@ -238,6 +238,7 @@ def print_probe_summary(run_dir: Path, aggregate) -> None:
     from nlbench import store
 
     df = store.load(run_dir)
+    df = df[df["kind"] == "probe"] if "kind" in df else df.iloc[0:0]
     if df.empty:
         return
     table = Table()

@@ -64,6 +64,7 @@ def test_probe_cli_quick_and_errors(capsys: pytest.CaptureFixture[str], tmp_path
                      "--seeds", "1", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "digits" in out and "identity" in out and "run directory" in out
+    assert "1/1" in out, "seeds ok counts probe results only, not the receptive-field record"
     run = next(tmp_path.glob("probe-digits-*"))
     assert cli.main(["probe", "--resume", str(run)]) == 0
     assert "trained 0 block × seed runs (1 already done)" in capsys.readouterr().out
