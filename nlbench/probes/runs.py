@@ -102,8 +102,9 @@ def receptive_field_record(config: ProbeConfig, block: str) -> dict[str, Any]:
     result = receptive_field_probe(block, channels=config.channels, image_size=config.image_size,
                                    in_channels=in_channels, stage=config.stage, target="features")
     record = result.to_record()
-    record.update(case_id=receptive_field_id(config.task, block), task=config.task, status="ok",
-                  heatmap=[[round(float(v), 5) for v in row] for row in result.heatmap])
+    # 3 significant digits, not fixed decimals: the heat map is drawn on a log scale.
+    heatmap = [[float(f"{v:.3g}") for v in row] for row in result.heatmap]
+    record.update(case_id=receptive_field_id(config.task, block), task=config.task, status="ok", heatmap=heatmap)
     return record
 
 
