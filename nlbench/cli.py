@@ -272,7 +272,8 @@ def print_run_summary(run_dir: Path, suite) -> None:
     """The closing table (block × size, the headline metric) and, for a paper suite,
     the paper comparison."""
     from nlbench import store
-    from nlbench.summary import headline_metric, noisy_fraction, summary_table
+    from nlbench.report.tables import latency_noise
+    from nlbench.summary import headline_metric, summary_table
 
     df = store.load(run_dir)
     if df.empty:
@@ -280,9 +281,11 @@ def print_run_summary(run_dir: Path, suite) -> None:
     column, title = headline_metric(df)
     console.print(f"[bold]{suite.name}: {title}[/]")
     console.print(dataframe_table(summary_table(df, column), index_header="block"))
-    noisy, timed = noisy_fraction(df)
-    if timed:
-        console.print(f"latency noise: IQR/median > 10 % in {noisy} of {timed} cases of ≥ 1 ms")
+    for _, noise in latency_noise(df).iterrows():
+        if noise["n_timed"]:
+            what = "forward" if noise["latency"] == "fwd" else "forward+backward"
+            console.print(f"{what} latency noise: IQR/median > 10 % in {noise['n_noisy']} of "
+                          f"{noise['n_timed']} cases of ≥ 1 ms")
     uncounted = df[df["uncounted_ops"].apply(len) > 0]
     if len(uncounted):
         console.print(f"[yellow]{len(uncounted)} cases ran operators the counter has no formula for[/]: "

@@ -339,9 +339,12 @@ class _Validator:
                 raise self.fail(f"{prefix}.input", f"one of the maps' inputs ({', '.join(maps)})", row.get("input"))
             if not isinstance(row.get("block"), str):
                 raise self.fail(f"{prefix}.block", "a block name", row.get("block"))
+            for key in ("gflops", "params_m"):
+                if key not in row:
+                    raise self.fail(f"{prefix}.{key}", "a number ≥ 0 (missing)")
             parsed.append(PaperRow(row["input"], row["block"],
-                                   float(self._number(row, "gflops", prefix, -1.0)),
-                                   float(self._number(row, "params_m", prefix, -1.0))))
+                                   float(self._number(row, "gflops", prefix, 0.0)),
+                                   float(self._number(row, "params_m", prefix, 0.0))))
         giga = float(self._number(table, "giga", "paper_table", 2.0**30, minimum=1))
         return PaperTable(title=self.string(table, "title", default="paper table"), giga=giga,
                           maps=MappingProxyType(maps), rows=tuple(parsed))

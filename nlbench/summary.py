@@ -51,12 +51,3 @@ def summary_table(df: pd.DataFrame, column: str) -> pd.DataFrame:
             text = format_value(column, float(value))
         cells.setdefault(row["block"], {})[key] = text
     return pd.DataFrame.from_dict(cells, orient="index")[column_order].fillna("")
-
-
-def noisy_fraction(df: pd.DataFrame, *, min_ms: float = 1.0, threshold: float = 0.10) -> tuple[int, int]:
-    """(cases with IQR/median above ``threshold``, cases with median ≥ ``min_ms``), forward latency."""
-    if "latency_fwd_ms_median" not in df:
-        return 0, 0
-    timed = df[(df["status"] == "ok") & (df["latency_fwd_ms_median"] >= min_ms)]
-    noisy = timed[timed["latency_fwd_ms_iqr"] / timed["latency_fwd_ms_median"] > threshold]
-    return len(noisy), len(timed)

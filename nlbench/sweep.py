@@ -19,7 +19,7 @@ import os
 import resource
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Callable
@@ -127,7 +127,7 @@ def run_sweep(suite: Suite, run_dir: Path, *, only_blocks: list[str] | None = No
               if isolate else None)
     try:
         for index, case in enumerate(todo, start=1):
-            record = _run_one(case, settings, suite.limits.max_memory_gib, runner, plugins or [])
+            record = _run_one(case, settings, suite.limits.max_memory_gib, runner)
             store.append_record(run_dir, record)
             statuses[record["status"]] = statuses.get(record["status"], 0) + 1
             if progress:
@@ -138,8 +138,8 @@ def run_sweep(suite: Suite, run_dir: Path, *, only_blocks: list[str] | None = No
     return SweepResult(run_dir, len(cases), len(todo), len(cases) - len(todo), statuses)
 
 
-def _run_one(case: Case, settings: CaseSettings, max_memory_gib: float, runner: "_IsolatedRunner | None",
-             plugins: list[str]) -> dict[str, Any]:
+def _run_one(case: Case, settings: CaseSettings, max_memory_gib: float,
+             runner: "_IsolatedRunner | None") -> dict[str, Any]:
     estimate = estimate_peak_bytes(case)
     if estimate > max_memory_gib * GIB:
         record = base_record(case)
@@ -271,11 +271,6 @@ class _IsolatedRunner:
         if self.conn is not None:
             self.conn.close()
         self.process, self.conn = None, None
-
-
-def with_device(suite: Suite, device: str | None) -> Suite:
-    """The suite with its device axis replaced (``--device``)."""
-    return replace(suite, device=(device,)) if device else suite
 
 
 def default_results_root() -> Path:

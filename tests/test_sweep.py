@@ -124,7 +124,8 @@ def test_sigkill_then_resume_gives_exactly_one_result_per_case(tmp_path: Path) -
         warmup = 1
         min_run_time_s = 0.4
         min_samples = 3
-    """))
+        max_samples = 1000000
+    """))  # every case samples for 0.4 s, so the kill lands mid-sweep
     out = tmp_path / "results"
     command = [sys.executable, "-m", "nlbench.cli", "run", "--suite", str(suite_file), "--out", str(out)]
     process = subprocess.Popen(command, cwd=REPO, start_new_session=True,
