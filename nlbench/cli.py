@@ -286,7 +286,7 @@ def print_run_summary(run_dir: Path, suite) -> None:
             what = "forward" if noise["latency"] == "fwd" else "forward+backward"
             console.print(f"{what} latency noise: IQR/median > 10 % in {noise['n_noisy']} of "
                           f"{noise['n_timed']} cases of ≥ 1 ms")
-    uncounted = df[df["uncounted_ops"].apply(len) > 0]
+    uncounted = df[df["uncounted_ops"].apply(bool)]
     if len(uncounted):
         console.print(f"[yellow]{len(uncounted)} cases ran operators the counter has no formula for[/]: "
                       + ", ".join(sorted({op for ops in uncounted["uncounted_ops"] for op in ops})))

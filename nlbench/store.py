@@ -126,7 +126,8 @@ def load(run_dir: Path | str | Iterable[Path | str]) -> pd.DataFrame:
     """One row per case (and per probe result) of one or more runs.
 
     Always has the public columns; a measurement not taken is null (NaN/None), never
-    zero. ``options`` is JSON text; ``uncounted_ops`` a list; ``run`` names the run.
+    zero. ``options`` is JSON text; ``uncounted_ops`` a list (empty when every operator
+    was counted, null when FLOPs were not counted at all); ``run`` names the run.
     """
     dirs = [run_dir] if isinstance(run_dir, (str, Path)) else list(run_dir)
     rows = []
@@ -142,5 +143,5 @@ def load(run_dir: Path | str | Iterable[Path | str]) -> pd.DataFrame:
         if column not in frame.columns:
             frame[column] = None
     if len(frame):
-        frame["uncounted_ops"] = frame["uncounted_ops"].apply(lambda v: list(v) if isinstance(v, list) else [])
+        frame["uncounted_ops"] = frame["uncounted_ops"].apply(lambda v: list(v) if isinstance(v, list) else None)
     return frame

@@ -73,3 +73,12 @@ def test_load_several_runs(tmp_path: Path) -> None:
         store.append_record(tmp_path / name, make_record(Case("nl", 8, 4, 4)))
     df = store.load([tmp_path / "run-a", tmp_path / "run-b"])
     assert sorted(df["run"]) == ["run-a", "run-b"]
+
+
+def test_uncounted_ops_is_null_when_flops_were_not_counted(tmp_path: Path) -> None:
+    """An empty list means "everything was counted"; a case never counted must not say so."""
+    store.append_record(tmp_path, make_record(Case("nl", 8, 4, 4), params=10))
+    store.append_record(tmp_path, make_record(Case("nl", 8, 8, 8), macs=5, uncounted_ops=[]))
+    df = store.load(tmp_path).set_index("height")
+    assert df.loc[4, "uncounted_ops"] is None
+    assert df.loc[8, "uncounted_ops"] == []

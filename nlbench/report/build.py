@@ -461,7 +461,7 @@ def _counter_section(counters: pd.DataFrame, several: bool) -> Section:
             values = group[column].dropna()
             return f"{num(values.min())}–{num(values.max())}" if len(values) else "—"
 
-        ops = sorted({op for ops_ in group["uncounted_ops"] for op in ops_})
+        ops = sorted({op for ops_ in group["uncounted_ops"] for op in (ops_ or [])})
         rows.append(([run] if several else []) + [
             block_label(block, options), case_text(largest), scaled(largest["macs"], factor),
             scaled(largest["fvcore_macs"], factor), num(largest["fvcore_ratio"]),
