@@ -93,8 +93,8 @@ class Case:
         from nlbench.blocks import create_block, get_spec
 
         options = self.options_dict
-        if self.frames is not None and "frames" in get_spec(self.block).default_options:
-            options.setdefault("frames", self.frames)  # blocks whose weights depend on T (SRL's conv_t)
+        if self.frames is not None and get_spec(self.block).needs_frames:
+            options.setdefault("frames", self.frames)
         module = create_block(self.block, self.channels, spatial_size=(self.height, self.width), **options)
         return module.to(device=self.device, dtype=torch_dtype(self.dtype))
 

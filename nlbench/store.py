@@ -13,13 +13,20 @@ loses at most the case in flight.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import pandas as pd
+
+from nlbench.vocabulary import (
+    KIND_PROBE, KIND_RECEPTIVE_FIELD, KIND_SWEEP, METRICS, NUMERIC_COLUMNS, SHAPE_INT_COLUMNS, STATUSES,
+    latency_warnings,
+)
 
 SCHEMA_VERSION = 1
 RESULTS_FILE = "results.jsonl"
@@ -30,9 +37,12 @@ PUBLIC_COLUMNS = (
     "block", "options", "channels", "height", "width", "frames", "batch", "device", "dtype",
     "status", "error", "params", "macs", "flops", "uncounted_ops", "fvcore_macs", "ptflops_macs",
     "latency_fwd_ms_median", "latency_fwd_ms_iqr", "latency_fwdbwd_ms_median",
-    "latency_fwdbwd_ms_iqr", "latency_fwd_ms_samples", "peak_mem_fwd_bytes", "peak_mem_fwdbwd_bytes",
+    "latency_fwdbwd_ms_iqr", "latency_fwd_ms_samples", "latency_fwd_warnings", "latency_fwdbwd_warnings",
+    "peak_mem_fwd_bytes", "peak_mem_fwdbwd_bytes",
 )
-STATUSES = ("ok", "oom", "timeout", "error", "skipped")
+# Columns `load` adds: which run a row came from, its record kind and N = H·W·T.
+DERIVED_COLUMNS = ("run", "kind", "positions")
+__all__ = ["STATUSES", "PUBLIC_COLUMNS", "load", "create_run", "sweep_records", "probe_records"]
 
 
 class StoreError(ValueError):
@@ -56,6 +66,35 @@ def _clean(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
     return value
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_RUN_NAME = 80
+
+
+def safe_run_name(name: str) -> str:
+    """A directory-name-safe form of a suite or task name: letters, digits, ``._-``
+    only, no leading dot, at most :data:`MAX_RUN_NAME` characters ("run" if nothing is left)."""
+    slug = _UNSAFE.sub("-", name).strip("-.")[:MAX_RUN_NAME].strip("-.")
+    return slug or "run"
+
+
+def create_run(root: Path | str, name: str, manifest: Mapping[str, Any]) -> Path:
+    """Create a fresh run directory ``root/<safe name>-<timestamp>`` (suffixed if
+    taken), always inside ``root``, and write its manifest (with ``run_id``)."""
+    root = Path(root)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = f"{safe_run_name(name)}-{stamp}"
+    root.mkdir(parents=True, exist_ok=True)
+    for suffix in range(1, 10_000):
+        candidate = root / (base if suffix == 1 else f"{base}-{suffix}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        write_manifest(candidate, {"run_id": candidate.name, **manifest})
+        return candidate
+    raise StoreError(f"{root}: could not find a free run directory name for {base!r}")
 
 
 def write_manifest(run_dir: Path, manifest: Mapping[str, Any]) -> None:
@@ -122,26 +161,89 @@ def finished_case_ids(run_dir: Path | str) -> set[str]:
     return {r["case_id"] for r in read_records(run_dir) if "case_id" in r}
 
 
+def canonical_options(value: Any) -> str:
+    """Options as one canonical JSON text (sorted keys): from a dict, a pair list,
+    JSON text, or nothing ("{}")."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "{}"
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError:
+            return value  # not JSON: keep the text as it was written
+    if isinstance(value, (list, tuple)):
+        value = dict(value)
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _legacy_warnings(frame: pd.DataFrame) -> None:
+    """Records written before warnings were stored get them from the one noise rule;
+    a case without that latency keeps null."""
+    for metric in METRICS:
+        if not metric.sampled:
+            continue
+        if metric.warnings_column not in frame.columns:
+            frame[metric.warnings_column] = None
+        missing = frame[metric.warnings_column].isna() & frame[metric.column].notna()
+        frame.loc[missing, metric.warnings_column] = pd.Series(
+            [latency_warnings(m, q) for m, q in zip(frame.loc[missing, metric.column],
+                                                    frame.loc[missing, metric.iqr_column])],
+            index=frame.index[missing], dtype=object)
+
+
+def normalise(frame: pd.DataFrame) -> pd.DataFrame:
+    """The typed form every consumer reads: public columns present, numbers numeric
+    (NaN where not measured), shape integers nullable (``frames`` null for images),
+    options canonical JSON, ``kind`` filled and ``positions`` N = H·W·T derived once."""
+    frame = frame.copy()
+    for column in (*PUBLIC_COLUMNS, "run", "kind"):
+        if column not in frame.columns:
+            frame[column] = None
+    for column in NUMERIC_COLUMNS:
+        if column in frame.columns:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    for column in SHAPE_INT_COLUMNS:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").round().astype("Int64")
+    frame["positions"] = frame["height"] * frame["width"] * frame["frames"].fillna(1)
+    frame["options"] = frame["options"].map(canonical_options)
+    frame["kind"] = frame["kind"].fillna(KIND_SWEEP)
+    frame["uncounted_ops"] = frame["uncounted_ops"].map(lambda v: list(v) if isinstance(v, list) else None)
+    _legacy_warnings(frame)
+    return frame
+
+
 def load(run_dir: Path | str | Iterable[Path | str]) -> pd.DataFrame:
-    """One row per case (and per probe result) of one or more runs.
+    """One row per case (and per probe result) of one or more runs, normalised
+    (:func:`normalise`).
 
     Always has the public columns; a measurement not taken is null (NaN/None), never
-    zero. ``options`` is JSON text; ``uncounted_ops`` a list (empty when every operator
-    was counted, null when FLOPs were not counted at all); ``run`` names the run.
+    zero. ``options`` is canonical JSON text; ``uncounted_ops`` a list (empty when every
+    operator was counted, null when FLOPs were not counted at all); ``run`` names the
+    run, ``kind`` the record kind (see :func:`sweep_records`, :func:`probe_records`).
     """
     dirs = [run_dir] if isinstance(run_dir, (str, Path)) else list(run_dir)
     rows = []
     for directory in dirs:
         for record in read_records(directory):
-            record = dict(record)
-            record["run"] = Path(directory).name
-            if isinstance(record.get("options"), dict):
-                record["options"] = json.dumps(record["options"], sort_keys=True)
-            rows.append(record)
-    frame = pd.DataFrame(rows)
-    for column in PUBLIC_COLUMNS:
-        if column not in frame.columns:
-            frame[column] = None
-    if len(frame):
-        frame["uncounted_ops"] = frame["uncounted_ops"].apply(lambda v: list(v) if isinstance(v, list) else None)
-    return frame
+            rows.append({**record, "run": Path(directory).name})
+    return normalise(pd.DataFrame(rows))
+
+
+def _of_kind(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
+    kinds = frame["kind"] if "kind" in frame.columns else pd.Series(KIND_SWEEP, index=frame.index)
+    return frame.loc[kinds.fillna(KIND_SWEEP) == kind].copy()
+
+
+def sweep_records(frame: pd.DataFrame) -> pd.DataFrame:
+    """The sweep cases of a loaded frame."""
+    return _of_kind(frame, KIND_SWEEP)
+
+
+def probe_records(frame: pd.DataFrame) -> pd.DataFrame:
+    """The probe results (one per block × seed) of a loaded frame."""
+    return _of_kind(frame, KIND_PROBE)
+
+
+def receptive_field_records(frame: pd.DataFrame) -> pd.DataFrame:
+    """The receptive-field measurements of probe runs in a loaded frame."""
+    return _of_kind(frame, KIND_RECEPTIVE_FIELD)

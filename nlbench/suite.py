@@ -15,6 +15,7 @@ expected. Example (``suites/smoke.toml``)::
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import tomllib
 from dataclasses import dataclass, field
@@ -23,9 +24,9 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from nlbench.case import DTYPE_BYTES, Case
+from nlbench.vocabulary import Limits, SamplingSettings, SettingsError, did_you_mean
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
-MEASUREMENTS = ("params", "flops", "counters", "latency_fwd", "latency_fwdbwd", "memory")
 DEVICES = ("cpu", "cuda")
 TOP_LEVEL_FIELDS = {
     "name", "description", "blocks", "channels", "resolutions", "batch", "frames", "dtype",
@@ -40,25 +41,6 @@ class SuiteError(ValueError):
         detail = f", got {got!r}" if got is not None else ""
         super().__init__(f"{source}: field '{field_name}': expected {expected}{detail}")
         self.source, self.field_name, self.expected = source, field_name, expected
-
-
-@dataclass(frozen=True)
-class LatencyConfig:
-    """How latency is sampled (see :mod:`nlbench.measure.latency`)."""
-
-    warmup: int = 2
-    min_run_time_s: float = 0.2
-    min_samples: int = 5
-    max_samples: int = 100
-    threads: int | None = None
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Guards that keep one case from taking the sweep down."""
-
-    case_timeout_s: float = 300.0
-    max_memory_gib: float = 12.0
 
 
 @dataclass(frozen=True)
@@ -95,8 +77,8 @@ class Suite:
     frames: tuple[int, ...] = ()
     dtype: tuple[str, ...] = ("float32",)
     device: tuple[str, ...] = ("cpu",)
-    measure: tuple[str, ...] = MEASUREMENTS
-    latency: LatencyConfig = field(default_factory=LatencyConfig)
+    measure: tuple[str, ...] = ("params", "flops", "counters", "latency_fwd", "latency_fwdbwd", "memory")
+    latency: SamplingSettings = field(default_factory=SamplingSettings)
     limits: Limits = field(default_factory=Limits)
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
     paper_table: PaperTable | None = None
@@ -139,11 +121,8 @@ def find_suite(name_or_path: str) -> Path:
         return path
     candidate = SUITES_DIR / f"{name_or_path}.toml"
     if not candidate.exists():
-        import difflib
-
         known = sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
-        close = difflib.get_close_matches(name_or_path, known, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        hint = did_you_mean(name_or_path, known)
         raise SuiteError(name_or_path, "(suite)", f"a suite name ({', '.join(known)}) or a path to a .toml file.{hint}")
     return candidate
 
@@ -176,9 +155,11 @@ def parse_suite(data: Mapping[str, Any], *, source: str = "<suite>") -> Suite:
     unknown = sorted(set(data) - TOP_LEVEL_FIELDS)
     if unknown:
         raise SuiteError(source, unknown[0], f"one of {', '.join(sorted(TOP_LEVEL_FIELDS))}")
+    from nlbench.measure.registry import measurer_names
+
     v = _Validator(source)
     name = v.string(data, "name", required=True)
-    measure = v.choices(data, "measure", MEASUREMENTS, default=MEASUREMENTS)
+    measure = v.choices(data, "measure", measurer_names(), default=Suite.measure)
     return Suite(
         name=name,
         source=source,
@@ -286,28 +267,20 @@ class _Validator:
             raise self.fail(f"{prefix}.{unknown[0]}", f"one of {', '.join(sorted(allowed))}")
         return table
 
-    def latency(self, table: Any) -> LatencyConfig:
-        table = self._table(table, "latency", {"warmup", "min_run_time_s", "min_samples", "max_samples", "threads"})
-        threads = table.get("threads")
-        if threads is not None:
-            threads = self._number(table, "threads", "latency", 1, integer=True, minimum=1)
-        config = LatencyConfig(
-            warmup=self._number(table, "warmup", "latency", 2, integer=True),
-            min_run_time_s=float(self._number(table, "min_run_time_s", "latency", 0.2)),
-            min_samples=self._number(table, "min_samples", "latency", 5, integer=True, minimum=1),
-            max_samples=self._number(table, "max_samples", "latency", 100, integer=True, minimum=1),
-            threads=threads,
-        )
-        if config.max_samples < config.min_samples:
-            raise self.fail("latency.max_samples", f"at least latency.min_samples ({config.min_samples})", config.max_samples)
-        return config
+    def _settings(self, table: Any, prefix: str, cls: type) -> Any:
+        """Build a vocabulary settings value from a TOML table; its own checks name the field."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        table = self._table(table, prefix, fields)
+        try:
+            return cls(**table)
+        except SettingsError as exc:
+            raise self.fail(exc.field, exc.expected, exc.got) from None
+
+    def latency(self, table: Any) -> SamplingSettings:
+        return self._settings(table, "latency", SamplingSettings)
 
     def limits(self, table: Any) -> Limits:
-        table = self._table(table, "limits", {"case_timeout_s", "max_memory_gib"})
-        return Limits(
-            case_timeout_s=float(self._number(table, "case_timeout_s", "limits", 300.0, minimum=1)),
-            max_memory_gib=float(self._number(table, "max_memory_gib", "limits", 12.0, minimum=0.01)),
-        )
+        return self._settings(table, "limits", Limits)
 
     def options(self, table: Any) -> Mapping[str, Mapping[str, Any]]:
         if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):

@@ -7,6 +7,8 @@ import math
 
 import pandas as pd
 
+from nlbench.report.formatting import is_missing
+
 FAILURE_LABELS = {"oom": "OOM", "timeout": "timeout", "error": "error", "skipped": "skipped"}
 
 
@@ -20,7 +22,7 @@ def headline_metric(df: pd.DataFrame) -> tuple[str, str]:
 
 def size_label(row: pd.Series) -> str:
     frames = row.get("frames")
-    prefix = f"T{int(frames)}·" if frames is not None and not (isinstance(frames, float) and math.isnan(frames)) else ""
+    prefix = "" if is_missing(frames) else f"T{int(frames)}·"
     return f"{prefix}{int(row['height'])}×{int(row['width'])}"
 
 

@@ -26,7 +26,8 @@ from typing import Any, Callable
 
 from nlbench import store
 from nlbench.case import DTYPE_BYTES, Case
-from nlbench.measure.run_case import CaseSettings, base_record
+from nlbench.measure.registry import CaseSettings
+from nlbench.measure.run_case import base_record
 from nlbench.suite import Suite, load_suite
 
 ProgressCallback = Callable[[Case, dict[str, Any], int, int], None]
@@ -45,50 +46,31 @@ class SweepResult:
 
 
 def case_settings(suite: Suite) -> CaseSettings:
-    """The per-case settings a suite implies."""
-    lat = suite.latency
-    return CaseSettings(measure=suite.measure, warmup=lat.warmup, min_run_time_s=lat.min_run_time_s,
-                        min_samples=lat.min_samples, max_samples=lat.max_samples,
-                        threads=lat.threads, timeout_s=suite.limits.case_timeout_s)
+    """The per-case settings of a suite: its measurements, sampling and limits, unchanged."""
+    return CaseSettings(measure=suite.measure, sampling=suite.latency, limits=suite.limits)
 
 
 def estimate_peak_bytes(case: Case) -> int:
     """A deliberately generous estimate of a case's peak memory during forward+backward.
 
-    Blocks with a dense N×N affinity (claimed exponent ≥ 2 in N) keep a few N×N
-    matrices per image alive for backward; every block keeps some tens of feature maps.
+    Blocks with a dense N×N affinity (declared in their spec) keep a few N×N matrices
+    per image alive for backward; every block keeps some tens of feature maps.
     """
     from nlbench.blocks import get_spec
 
     itemsize = DTYPE_BYTES[case.dtype]
     n = case.positions
-    dense = get_spec(case.block).claimed.n_exponent >= 2
+    dense = get_spec(case.block).dense_affinity
     per_image = (6 * n * n if dense else 0) + 48 * case.channels * n
     return case.batch * per_image * itemsize
 
 
-def new_run_dir(root: Path, suite_name: str) -> Path:
-    """A fresh ``root/<suite>-<timestamp>`` directory name (suffixed if taken)."""
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    candidate = root / f"{suite_name}-{stamp}"
-    suffix = 1
-    while candidate.exists():
-        suffix += 1
-        candidate = root / f"{suite_name}-{stamp}-{suffix}"
-    return candidate
-
-
 def start_run(suite: Suite, out_root: Path, *, only_blocks: list[str] | None, device: str | None,
               plugins: list[str]) -> Path:
-    """Create a run directory with its manifest and a copy of the suite file."""
+    """Create a run directory (through the store) with its manifest and a copy of the suite file."""
     from nlbench.environment import fingerprint
 
-    run_dir = new_run_dir(out_root, suite.name)
-    run_dir.mkdir(parents=True)
-    if Path(suite.source).exists():
-        shutil.copyfile(suite.source, run_dir / "suite.toml")
-    store.write_manifest(run_dir, {
-        "run_id": run_dir.name,
+    run_dir = store.create_run(out_root, suite.name, {
         "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "suite": suite.name,
         "suite_source": suite.source,
@@ -100,6 +82,8 @@ def start_run(suite: Suite, out_root: Path, *, only_blocks: list[str] | None, de
         "threads": suite.latency.threads,
         "measure": list(suite.measure),
     })
+    if Path(suite.source).exists():
+        shutil.copyfile(suite.source, run_dir / "suite.toml")
     return run_dir
 
 
@@ -123,11 +107,10 @@ def run_sweep(suite: Suite, run_dir: Path, *, only_blocks: list[str] | None = No
     todo = [c for c in cases if c.case_id not in done]
     settings = case_settings(suite)
     statuses: dict[str, int] = {}
-    runner = (_IsolatedRunner(settings, suite.limits.max_memory_gib, plugins or [], Path(run_dir) / "worker.log")
-              if isolate else None)
+    runner = _IsolatedRunner(settings, plugins or [], Path(run_dir) / "worker.log") if isolate else None
     try:
         for index, case in enumerate(todo, start=1):
-            record = _run_one(case, settings, suite.limits.max_memory_gib, runner)
+            record = _run_one(case, settings, runner)
             store.append_record(run_dir, record)
             statuses[record["status"]] = statuses.get(record["status"], 0) + 1
             if progress:
@@ -138,8 +121,8 @@ def run_sweep(suite: Suite, run_dir: Path, *, only_blocks: list[str] | None = No
     return SweepResult(run_dir, len(cases), len(todo), len(cases) - len(todo), statuses)
 
 
-def _run_one(case: Case, settings: CaseSettings, max_memory_gib: float,
-             runner: "_IsolatedRunner | None") -> dict[str, Any]:
+def _run_one(case: Case, settings: CaseSettings, runner: "_IsolatedRunner | None") -> dict[str, Any]:
+    max_memory_gib = settings.limits.max_memory_gib
     estimate = estimate_peak_bytes(case)
     if estimate > max_memory_gib * GIB:
         record = base_record(case)
@@ -155,8 +138,8 @@ def _run_one(case: Case, settings: CaseSettings, max_memory_gib: float,
 
 # --- the isolated worker -------------------------------------------------------------
 
-def _worker_main(conn: Connection, settings: CaseSettings, max_memory_gib: float, plugins: list[str],
-                 cap_memory: bool, log_path: str | None) -> None:
+def _worker_main(conn: Connection, settings: CaseSettings, plugins: list[str], cap_memory: bool,
+                 log_path: str | None) -> None:
     """Child process: cap the address space, then measure the cases it is sent.
 
     Its stdout and stderr (native libraries' chatter, e.g. the profiler's) go to the
@@ -173,7 +156,7 @@ def _worker_main(conn: Connection, settings: CaseSettings, max_memory_gib: float
     for plugin in plugins:
         load_plugin(plugin)
     if cap_memory:  # CUDA reserves huge virtual ranges: cap CPU workers only
-        _cap_address_space(max_memory_gib)
+        _cap_address_space(settings.limits.max_memory_gib)
     while True:
         try:
             message = conn.recv()
@@ -210,9 +193,8 @@ def _cap_address_space(max_memory_gib: float) -> None:
 class _IsolatedRunner:
     """Runs cases in a child process; restarts it after a crash or a timeout."""
 
-    def __init__(self, settings: CaseSettings, max_memory_gib: float, plugins: list[str],
-                 log_path: Path | None = None) -> None:
-        self.settings, self.max_memory_gib, self.plugins = settings, max_memory_gib, plugins
+    def __init__(self, settings: CaseSettings, plugins: list[str], log_path: Path | None = None) -> None:
+        self.settings, self.plugins = settings, plugins
         self.log_path = str(log_path) if log_path else None
         self.process: Any = None
         self.conn: Connection | None = None
@@ -221,7 +203,7 @@ class _IsolatedRunner:
     def _start(self, cpu: bool) -> None:
         context = mp.get_context("spawn")
         parent, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child, self.settings, self.max_memory_gib, self.plugins, cpu, self.log_path),
+        self.process = context.Process(target=_worker_main, args=(child, self.settings, self.plugins, cpu, self.log_path),
                                        daemon=True)
         self.process.start()
         child.close()
@@ -237,7 +219,7 @@ class _IsolatedRunner:
         started = time.perf_counter()
         self.conn.send(case.to_dict())
         # Start-up (torch import) is not the case's fault: allow a minute on top.
-        limit = self.settings.timeout_s * 1.5 + 60
+        limit = self.settings.limits.case_timeout_s * 1.5 + 60
         try:
             if self.conn.poll(limit):
                 return self.conn.recv()

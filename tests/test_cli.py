@@ -60,7 +60,7 @@ def test_unknown_block_suggests(capsys: pytest.CaptureFixture[str], tmp_path: Pa
 
 def test_unknown_suite_suggests(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--suite", "smok"]) == 2
-    assert "Did you mean smoke" in capsys.readouterr().out
+    assert "Did you mean 'smoke'" in capsys.readouterr().out
 
 
 def test_run_prints_summary_and_run_path(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

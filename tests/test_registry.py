@@ -77,9 +77,9 @@ def test_user_block_registers_lists_and_builds() -> None:
         family="user",
         paper="tests",
         claimed=ClaimedComplexity("O(C·HW)", n_exponent=1.0, c_exponent=1.0),
-        defaults={"scale": 1.0},
     )(_ScaledIdentity)
     try:
+        assert dict(get_spec("test_user_scaled").default_options) == {"scale": 1.0}, "read from __init__"
         assert "test_user_scaled" in list_blocks("test_user_*")
         block = create_block("test_user_scaled", 4, scale=2.0)
         assert torch.equal(block(torch.ones(1, 4, 2, 2)), torch.full((1, 4, 2, 2), 2.0))

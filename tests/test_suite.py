@@ -87,7 +87,7 @@ def test_unknown_block_in_suite_suggests(tmp_path: Path) -> None:
 
 
 def test_unknown_suite_name_suggests() -> None:
-    with pytest.raises(SuiteError, match="Did you mean resolution"):
+    with pytest.raises(SuiteError, match="Did you mean 'resolution'"):
         load_suite("resolutoin")
 
 

@@ -35,7 +35,6 @@ class IdentityBlock(nn.Module):
     paper="-",
     claimed=ClaimedComplexity("O(C²·HW)", n_exponent=1.0, c_exponent=2.0),
     supports_video=True,
-    defaults={"reduction": 4, "kernel_size": 3},
 )
 class LocalBlock(nn.Module):
     """Y = X + BN(conv1x1(ReLU(BN(conv_k×k(X))))) with C/reduction inner channels.

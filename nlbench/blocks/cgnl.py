@@ -74,7 +74,6 @@ def compact_kernel(theta: Tensor, phi: Tensor, g: Tensor, *, kernel: str, order:
     claimed=ClaimedComplexity("O(C·HW·(P+1))", n_exponent=1.0, c_exponent=1.0),
     supports_video=True,
     needs_spatial_size=False,
-    defaults={"reduction": 2, "groups": 8, "order": 3, "kernel": "gaussian", "gamma": 1e-4},
 )
 class CGNLBlock(nn.Module):
     """Residual CGNL block; C' = channels / reduction split into ``groups`` groups.

@@ -73,7 +73,6 @@ class CrissCrossAttention(nn.Module):
     claimed=ClaimedComplexity("O(C·HW·(H+W))", n_exponent=1.5, c_exponent=1.0),
     supports_video=True,
     needs_spatial_size=False,
-    defaults={"reduction": 4, "qk_reduction": 8, "recurrence": 2, "conv_kernel": 3},
 )
 class RCCABlock(nn.Module):
     """Residual recurrent criss-cross block; C_i = channels / reduction.

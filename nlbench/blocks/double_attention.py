@@ -56,7 +56,6 @@ def _check_positive_int(block: str, name: str, value: object) -> int:
     claimed=ClaimedComplexity("O(C²·HW)", n_exponent=1.0, c_exponent=2.0),
     supports_video=True,
     needs_spatial_size=False,
-    defaults={"reduction": 4, "distribute_softmax": "channels"},
 )
 class DoubleAttentionBlock(nn.Module):
     """Residual double-attention block; c_m = c_n = channels / reduction.

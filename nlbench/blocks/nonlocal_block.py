@@ -113,7 +113,7 @@ def pool_positions(t: Tensor, like: Tensor) -> Tensor:
     paper="Wang et al., Non-local Neural Networks, CVPR 2018",
     claimed=DENSE_AFFINITY,
     supports_video=True,
-    defaults={"mode": "embedded_gaussian", "sub_sample": False, "reduction": 2},
+    dense_affinity=True,
 )
 class NonLocalBlock(nn.Module):
     """Y = X + BN(W_z(A·g(X))) with a dense N×N' affinity A (Wang et al.).
@@ -218,7 +218,7 @@ class _DiffusionUnit(nn.Module):
     paper="Tao et al., Nonlocal Neural Networks, Nonlocal Diffusion and Nonlocal Modeling, NeurIPS 2018",
     claimed=DENSE_AFFINITY,
     supports_video=True,
-    defaults={"reduction": 2, "stage_num": 1},
+    dense_affinity=True,
 )
 class NonLocalStage(nn.Module):
     """A nonlocal stage: ``stage_num`` units X ← X + BN_s(W_s(Z_s − A·Z_s)), Z_s = g_s(X).

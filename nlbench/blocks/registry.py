@@ -8,16 +8,17 @@ before the block's own constructor runs, so mistakes get clear messages.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import importlib
 import importlib.metadata
-import math
+import inspect
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, TypeVar
 
 from torch import nn
+
+from nlbench.vocabulary import ClaimedComplexity, did_you_mean
 
 ENTRY_POINT_GROUP = "nlbench.blocks"
 
@@ -27,27 +28,16 @@ class BlockError(ValueError):
 
 
 @dataclass(frozen=True)
-class ClaimedComplexity:
-    """A claimed time complexity, as text and as exponents the fits can test.
-
-    The cost is claimed to grow as ``N**n_exponent * log(N)**n_log_power`` in the
-    number of positions N = H·W (H proportional to W) at fixed C, and as
-    ``C**c_exponent`` in the channel count at fixed N.
-    """
-
-    text: str
-    n_exponent: float
-    c_exponent: float
-    n_log_power: int = 0
-
-    def n_growth(self, n: float) -> float:
-        """The claimed cost at ``n`` positions, up to a constant."""
-        return n**self.n_exponent * math.log(n) ** self.n_log_power
-
-
-@dataclass(frozen=True)
 class BlockSpec:
-    """What the registry knows about one block."""
+    """What the registry knows about one block — the one place its needs are declared.
+
+    ``default_options`` are read from the constructor's keyword parameters (declared
+    once, in ``__init__``). ``needs_spatial_size``: its parameters depend on (H, W),
+    unless ``spatial_size_option`` names a boolean option that turns that off.
+    ``needs_frames``: its weights depend on T (the constructor takes ``frames``, which
+    the sweep fills in from the case). ``dense_affinity``: it holds N×N matrices, which
+    the sweep's memory estimate must know.
+    """
 
     name: str
     family: str
@@ -58,6 +48,36 @@ class BlockSpec:
     default_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     factory: Callable[..., nn.Module] | None = field(default=None, compare=False, repr=False)
     source: str = "builtin"
+    spatial_size_option: str | None = None
+    dense_affinity: bool = False
+
+    @property
+    def needs_frames(self) -> bool:
+        """Whether the block's weights depend on the number of frames T."""
+        return "frames" in self.default_options
+
+    def needs_size(self, options: Mapping[str, Any]) -> bool:
+        """Whether this configuration needs ``spatial_size`` (srl_fft only with its spectral ReLU)."""
+        if not self.needs_spatial_size:
+            return False
+        if self.spatial_size_option is None:
+            return True
+        return bool(options.get(self.spatial_size_option, self.default_options.get(self.spatial_size_option, True)))
+
+
+def constructor_defaults(cls: type, name: str) -> dict[str, Any]:
+    """The options of a block class: its constructor's keyword parameters and their
+    defaults (``spatial_size`` excluded). A parameter without a default is an error."""
+    defaults: dict[str, Any] = {}
+    parameters = list(inspect.signature(cls.__init__).parameters.values())[2:]  # self, channels
+    for parameter in parameters:
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD) or parameter.name == "spatial_size":
+            continue
+        if parameter.default is parameter.empty:
+            raise BlockError(f"block {name!r}: constructor parameter {parameter.name!r} needs a default "
+                             "(blocks are built as cls(channels, **options))")
+        defaults[parameter.name] = parameter.default
+    return defaults
 
 
 _REGISTRY: dict[str, BlockSpec] = {}
@@ -74,12 +94,14 @@ def register_block(
     claimed: ClaimedComplexity,
     supports_video: bool = False,
     needs_spatial_size: bool = False,
-    defaults: Mapping[str, Any] | None = None,
+    spatial_size_option: str | None = None,
+    dense_affinity: bool = False,
 ) -> Callable[[ModuleT], ModuleT]:
     """Class decorator that registers a block under ``name``.
 
     The class is constructed as ``cls(channels, spatial_size=..., **options)``; it
-    receives ``spatial_size`` only when ``needs_spatial_size`` is true.
+    receives ``spatial_size`` only when ``needs_spatial_size`` is true. Its options
+    and their defaults are its constructor's keyword parameters (see :class:`BlockSpec`).
     """
 
     def decorate(cls: ModuleT) -> ModuleT:
@@ -92,9 +114,11 @@ def register_block(
             claimed=claimed,
             supports_video=supports_video,
             needs_spatial_size=needs_spatial_size,
-            default_options=MappingProxyType(dict(defaults or {})),
+            default_options=MappingProxyType(constructor_defaults(cls, name)),
             factory=cls,
             source=cls.__module__,
+            spatial_size_option=spatial_size_option,
+            dense_affinity=dense_affinity,
         )
         return cls
 
@@ -158,9 +182,8 @@ def get_spec(name: str) -> BlockSpec:
     """The frozen spec of a registered block; unknown names suggest close ones."""
     registry = _registry()
     if name not in registry:
-        close = difflib.get_close_matches(name, list(registry), n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise BlockError(f"unknown block {name!r}.{hint} Known blocks: {', '.join(sorted(registry))}.")
+        raise BlockError(f"unknown block {name!r}.{did_you_mean(name, registry)} "
+                         f"Known blocks: {', '.join(sorted(registry))}.")
     return registry[name]
 
 
@@ -187,7 +210,7 @@ def create_block(
     """
     spec = get_spec(name)
     merged = resolve_options(name, options)
-    if spec.needs_spatial_size and spec_needs_size(spec, merged) and spatial_size is None:
+    if spec.needs_size(merged) and spatial_size is None:
         raise BlockError(
             f"block {name!r} needs spatial_size=(H, W): its parameters depend on the input's size."
         )
@@ -197,15 +220,3 @@ def create_block(
     if spec.needs_spatial_size:
         return spec.factory(channels, spatial_size=tuple(spatial_size) if spatial_size else None, **merged)
     return spec.factory(channels, **merged)
-
-
-def spec_needs_size(spec: BlockSpec, options: Mapping[str, Any]) -> bool:
-    """Whether this configuration needs ``spatial_size``.
-
-    ``srl_fft`` needs it only with its spectral ReLU; a block may declare that with a
-    ``needs_spatial_size_for`` class attribute naming the boolean option that decides.
-    """
-    if not spec.needs_spatial_size:
-        return False
-    deciding_option = getattr(spec.factory, "needs_spatial_size_for", None)
-    return bool(options.get(deciding_option, True)) if deciding_option else True

@@ -70,7 +70,7 @@ def spectral_affinity(theta: Tensor, phi: Tensor) -> Tensor:
     paper="Zhu, She, Zhang, Guo, A Spectral Nonlocal Block for Deep Neural Networks",
     claimed=DENSE_AFFINITY,
     supports_video=True,
-    defaults={"reduction": 2, "order": 1},
+    dense_affinity=True,
 )
 class SpectralNonLocalBlock(nn.Module):
     """Y = X + BN(Σ_{k=0..order} A^k·Z·W_{k+1}) with A the normalised symmetric affinity.

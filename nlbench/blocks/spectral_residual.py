@@ -178,15 +178,13 @@ def _check_size(block: str, x: Tensor, size: tuple[int, int], why: str) -> None:
     claimed=ClaimedComplexity("O(C·HW·log(HW))", n_exponent=1.0, c_exponent=1.0, n_log_power=1),
     supports_video=True,
     needs_spatial_size=True,
-    defaults={"spectral_relu": True, "groups": 8, "frames": None},
+    spatial_size_option="spectral_relu",
 )
 class SpectralResidualFFT(nn.Module):
     """SRL-FFT: ``Y = X + α·irfft2(φ(rfft2(X)))``, real/imaginary parts as 2C channels.
 
     ``spatial_size`` is needed only with the spectral ReLU (its W, B are H×(W//2+1)).
     """
-
-    needs_spatial_size_for = "spectral_relu"
 
     def __init__(
         self,
@@ -236,7 +234,6 @@ class SpectralResidualFFT(nn.Module):
     claimed=ClaimedComplexity("O(C·HW·(H+W))", n_exponent=1.5, c_exponent=1.0),
     supports_video=True,
     needs_spatial_size=True,
-    defaults={"spectral_relu": True, "groups": 2, "frames": None, "reorthogonalize_in_forward": False},
 )
 class SpectralResidualLO(nn.Module):
     """SRL-LO: ``Y = X + α·Pᵀ·φ(P·X·Q)·Qᵀ`` with learnable orthogonal P (H×H), Q (W×W).

@@ -20,12 +20,13 @@ import contextlib
 import io
 import logging
 import warnings
+from dataclasses import dataclass
 from typing import Iterator
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["fvcore_macs", "ptflops_macs"]
+__all__ = ["CounterMacs", "count_with_public_counters", "fvcore_macs", "ptflops_macs"]
 
 _LOGGERS = ("fvcore", "iopath", "ptflops")
 
@@ -122,3 +123,19 @@ def ptflops_macs(module: nn.Module, inputs: tuple[Tensor, ...] | Tensor) -> int 
         return None if macs is None else int(macs)
     except Exception:  # noqa: BLE001 - any failure of the external counter is "no number"
         return None
+
+
+@dataclass(frozen=True)
+class CounterMacs:
+    """The MACs fvcore and ptflops report for one forward (None: the counter gave up)."""
+
+    fvcore_macs: int | None
+    ptflops_macs: int | None
+
+    def columns(self) -> dict[str, int | None]:
+        return {"fvcore_macs": self.fvcore_macs, "ptflops_macs": self.ptflops_macs}
+
+
+def count_with_public_counters(module: nn.Module, inputs: tuple[Tensor, ...] | Tensor) -> CounterMacs:
+    """Both public counters on the same module and inputs."""
+    return CounterMacs(fvcore_macs(module, inputs), ptflops_macs(module, inputs))

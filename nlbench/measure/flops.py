@@ -127,6 +127,12 @@ class FlopCount:
         """Operator name -> FLOPs, for every operator that ran."""
         return {o.op: o.flops for o in self.operators}
 
+    def columns(self) -> dict[str, Any]:
+        """The record columns: totals, the uncounted operators and the per-operator audit."""
+        return {"macs": self.macs, "flops": self.flops, "uncounted_ops": list(self.uncounted_ops),
+                "operators": [{"op": o.op, "calls": o.calls, "flops": o.flops, "status": o.status}
+                              for o in self.operators]}
+
 
 def macs_from_flops(flops: int) -> int:
     """MACs for a FLOP total: FLOPs / 2, rounded up to a whole MAC when odd."""

@@ -22,9 +22,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-#: IQR/median above which a latency is flagged as noisy (the harness convention).
-NOISY_IQR_OVER_MEDIAN = 0.10
+from nlbench.vocabulary import Metric, SamplingSettings, iqr_over_median, latency_warnings, metric
 
+#: The passes a latency is measured for: forward, and forward+backward.
+PASSES: tuple[str, ...] = ("fwd", "fwdbwd")
 
 class MeasurementTimeout(TimeoutError):
     """A measurement ran past its deadline; the sweep records the case as ``timeout``.
@@ -48,55 +49,16 @@ class MeasurementTimeout(TimeoutError):
         self.samples_taken = samples_taken
 
 
-def _require_int(owner: str, name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{owner}.{name} must be an int >= {minimum}, got {value!r}")
-
-
-@dataclass(frozen=True)
-class LatencySettings:
-    """How to sample: ``warmup`` discarded calls, then timed calls until at least
-    ``min_samples`` were taken and ``min_run_time_s`` of wall time spent sampling, or
-    ``max_samples`` were taken. ``threads`` fixes ``torch.set_num_threads`` for the
-    measurement (None leaves the current count); the count used is recorded either way.
-    """
-
-    warmup: int = 3
-    min_run_time_s: float = 0.2
-    min_samples: int = 5
-    max_samples: int = 200
-    threads: int | None = None
-
-    def __post_init__(self) -> None:
-        _require_int("LatencySettings", "warmup", self.warmup, 0)
-        _require_int("LatencySettings", "min_samples", self.min_samples, 1)
-        _require_int("LatencySettings", "max_samples", self.max_samples, 1)
-        if self.max_samples < self.min_samples:
-            raise ValueError(
-                f"LatencySettings.max_samples ({self.max_samples}) must be >= "
-                f"min_samples ({self.min_samples})"
-            )
-        if (
-            isinstance(self.min_run_time_s, bool)
-            or not isinstance(self.min_run_time_s, (int, float))
-            or not math.isfinite(self.min_run_time_s)
-            or self.min_run_time_s < 0
-        ):
-            raise ValueError(
-                f"LatencySettings.min_run_time_s must be a finite number >= 0, got {self.min_run_time_s!r}"
-            )
-        if self.threads is not None:
-            _require_int("LatencySettings", "threads", self.threads, 1)
-
-
 @dataclass(frozen=True)
 class LatencyResult:
-    """Raw per-call samples (milliseconds, warm-up excluded), the intra-op thread
-    count they ran with and the device; the summary statistics derive from the samples."""
+    """Raw per-call samples (milliseconds, warm-up excluded) of one pass (``"fwd"`` or
+    ``"fwdbwd"``), the intra-op thread count they ran with and the device; the summary
+    statistics and the warnings derive from the samples."""
 
     samples_ms: tuple[float, ...]
     threads: int
     device: str
+    pass_name: str = "fwd"
 
     def __post_init__(self) -> None:
         samples = tuple(float(s) for s in self.samples_ms)  # accept lists, e.g. from JSON
@@ -105,9 +67,17 @@ class LatencyResult:
         if not all(math.isfinite(s) and s >= 0 for s in samples):
             raise ValueError(f"LatencyResult.samples_ms must be finite and >= 0, got {samples!r}")
         object.__setattr__(self, "samples_ms", samples)
-        _require_int("LatencyResult", "threads", self.threads, 1)
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
+            raise ValueError(f"LatencyResult.threads must be an int >= 1, got {self.threads!r}")
         if not isinstance(self.device, str) or not self.device:
             raise ValueError(f"LatencyResult.device must be a non-empty string, got {self.device!r}")
+        if self.pass_name not in PASSES:
+            raise ValueError(f"LatencyResult.pass_name must be one of {PASSES}, got {self.pass_name!r}")
+
+    @property
+    def metric(self) -> Metric:
+        """The vocabulary's metric for this pass (its columns and noise rule)."""
+        return metric(f"latency_{self.pass_name}_ms")
 
     @property
     def n_samples(self) -> int:
@@ -119,12 +89,12 @@ class LatencyResult:
 
     @property
     def q25_ms(self) -> float:
-        """First quartile (numpy's default linear interpolation)."""
+        """First quartile (linear interpolation between order statistics)."""
         return float(np.percentile(self.samples_ms, 25))
 
     @property
     def q75_ms(self) -> float:
-        """Third quartile (numpy's default linear interpolation)."""
+        """Third quartile (linear interpolation between order statistics)."""
         return float(np.percentile(self.samples_ms, 75))
 
     @property
@@ -135,15 +105,24 @@ class LatencyResult:
     @property
     def iqr_over_median(self) -> float:
         """Relative spread; infinite if the median is 0 but the IQR is not."""
-        median, iqr = self.median_ms, self.iqr_ms
-        if median > 0:
-            return iqr / median
-        return math.inf if iqr > 0 else 0.0
+        return iqr_over_median(self.median_ms, self.iqr_ms)
 
     @property
     def noisy(self) -> bool:
-        """True when IQR/median exceeds 10 %: the median should not be trusted alone."""
-        return self.iqr_over_median > NOISY_IQR_OVER_MEDIAN
+        """True when IQR/median exceeds the harness's noise threshold: the median
+        should not be trusted alone."""
+        return self.metric.is_noisy(self.median_ms, self.iqr_ms)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Why this latency cannot be trusted (empty when it can)."""
+        return tuple(latency_warnings(self.median_ms, self.iqr_ms))
+
+    def columns(self) -> dict[str, Any]:
+        """The record columns of this pass: raw samples, median, IQR, warnings, threads."""
+        m = self.metric
+        return {m.samples_column: list(self.samples_ms), m.column: self.median_ms, m.iqr_column: self.iqr_ms,
+                m.warnings_column: list(self.warnings), "latency_threads": self.threads}
 
 
 # --- shared helpers ------------------------------------------------------------------
@@ -295,7 +274,7 @@ def _sample(
     call: Callable[[], Any],
     prepare: Callable[[], None],
     device: torch.device,
-    settings: LatencySettings,
+    settings: SamplingSettings,
     deadline_s: float | None,
 ) -> tuple[float, ...]:
     """Run ``settings.warmup`` untimed calls, then time single calls (each preceded by
@@ -343,7 +322,7 @@ def _sample(
 def measure_forward(
     module: nn.Module,
     inputs: Tensor | Sequence[Tensor],
-    settings: LatencySettings = LatencySettings(),
+    settings: SamplingSettings = SamplingSettings(),
     *,
     deadline_s: float | None = None,
 ) -> LatencyResult:
@@ -359,13 +338,13 @@ def measure_forward(
     with preserved_module_state(module), intra_op_threads(settings.threads) as threads, torch.no_grad():
         module.eval()
         samples = _sample("forward", lambda: module(*xs), lambda: None, device, settings, deadline_s)
-    return LatencyResult(samples_ms=samples, threads=threads, device=str(device))
+    return LatencyResult(samples_ms=samples, threads=threads, device=str(device), pass_name="fwd")
 
 
 def measure_forward_backward(
     module: nn.Module,
     inputs: Tensor | Sequence[Tensor],
-    settings: LatencySettings = LatencySettings(),
+    settings: SamplingSettings = SamplingSettings(),
     *,
     deadline_s: float | None = None,
 ) -> LatencyResult:
@@ -392,4 +371,4 @@ def measure_forward_backward(
             deadline_s,
         )
         clear_grads(module, xs)
-    return LatencyResult(samples_ms=samples, threads=threads, device=str(device))
+    return LatencyResult(samples_ms=samples, threads=threads, device=str(device), pass_name="fwdbwd")

@@ -58,6 +58,11 @@ class MemoryResult:
         if not isinstance(self.method, str) or not self.method:
             raise ValueError(f"MemoryResult.method must be a non-empty string, got {self.method!r}")
 
+    def columns(self) -> dict[str, Any]:
+        """The record columns: both peaks and how they were measured."""
+        return {"peak_mem_fwd_bytes": self.peak_fwd_bytes, "peak_mem_fwdbwd_bytes": self.peak_fwdbwd_bytes,
+                "memory_method": self.method}
+
 
 def peak_bytes_from_deltas(deltas: Sequence[int]) -> int:
     """Peak of the running sum of signed allocation sizes (in time order), starting

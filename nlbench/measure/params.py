@@ -41,6 +41,11 @@ class ParamCount:
         """Parameters that do not require grad."""
         return self.total - self.trainable
 
+    def columns(self) -> dict[str, int]:
+        """The record columns: ``params`` is the trainable count (what a block adds)."""
+        return {"params": self.trainable, "params_total": self.total,
+                "param_bytes": self.total_bytes, "buffer_bytes": self.buffer_bytes}
+
 
 def _nbytes(tensor: Tensor) -> int:
     return tensor.numel() * tensor.element_size()

@@ -10,6 +10,8 @@ import json
 import math
 from typing import Any, Iterable
 
+import pandas as pd
+
 DECIMAL_PREFIXES: tuple[tuple[float, str, str], ...] = (
     (1e9, "G", "10⁹"),
     (1e6, "M", "10⁶"),
@@ -19,12 +21,12 @@ DECIMAL_PREFIXES: tuple[tuple[float, str, str], ...] = (
 
 
 def is_missing(value: Any) -> bool:
-    """True for None, NaN and pandas' missing markers."""
+    """True for None, NaN and pandas' missing markers (``pd.NA``, ``NaT``)."""
     if value is None:
         return True
     try:
-        return bool(value != value)  # NaN, pd.NA-like
-    except (TypeError, ValueError):
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # a list or array: not a missing scalar
         return False
 
 

@@ -11,15 +11,15 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from nlbench.vocabulary import SamplingSettings
 from nlbench.measure.latency import (
     LatencyResult,
-    LatencySettings,
     MeasurementTimeout,
     measure_forward,
     measure_forward_backward,
 )
 
-FAST = LatencySettings(warmup=2, min_run_time_s=0.0, min_samples=4, max_samples=50)
+FAST = SamplingSettings(warmup=2, min_run_time_s=0.0, min_samples=4, max_samples=50)
 
 
 class Recorder(nn.Module):
@@ -62,7 +62,7 @@ def test_warmup_is_discarded_and_each_sample_is_one_call(measure, x: Tensor) -> 
 
 def test_max_samples_caps_the_sampling(x: Tensor) -> None:
     module = Recorder()
-    settings = LatencySettings(warmup=1, min_run_time_s=60.0, min_samples=2, max_samples=7)
+    settings = SamplingSettings(warmup=1, min_run_time_s=60.0, min_samples=2, max_samples=7)
     result = measure_forward(module, (x,), settings)
     assert result.n_samples == 7
     assert module.calls == 8
@@ -70,7 +70,7 @@ def test_max_samples_caps_the_sampling(x: Tensor) -> None:
 
 def test_sampling_continues_until_min_run_time(x: Tensor) -> None:
     module = Recorder(sleep_s=0.002)
-    settings = LatencySettings(warmup=0, min_run_time_s=0.1, min_samples=1, max_samples=10_000)
+    settings = SamplingSettings(warmup=0, min_run_time_s=0.1, min_samples=1, max_samples=10_000)
     started = time.perf_counter()
     result = measure_forward(module, (x,), settings)
     elapsed = time.perf_counter() - started
@@ -80,14 +80,20 @@ def test_sampling_continues_until_min_run_time(x: Tensor) -> None:
     assert min(result.samples_ms) >= 2.0  # each sample covers the whole call (sleep included)
 
 
-def test_summary_statistics_match_numpy_on_raw_samples(x: Tensor) -> None:
-    result = measure_forward(Recorder(), (x,), LatencySettings(warmup=1, min_run_time_s=0.0, min_samples=9))
-    samples = np.asarray(result.samples_ms)
-    q25, q50, q75 = np.percentile(samples, [25, 50, 75])
-    assert result.median_ms == pytest.approx(q50)
-    assert result.iqr_ms == pytest.approx(q75 - q25)
-    assert result.iqr_over_median == pytest.approx((q75 - q25) / q50)
-    assert result.noisy == ((q75 - q25) / q50 > 0.10)
+def test_quartiles_interpolate_between_order_statistics() -> None:
+    """Hand-computed: sorted 1, 2, 4, 8, 16, 32 (n = 6). Quartile p sits at rank
+    p·(n − 1): q25 at 1.25 → 2 + 0.25·(4 − 2) = 2.5; median at 2.5 → (4 + 8)/2 = 6;
+    q75 at 3.75 → 8 + 0.75·(16 − 8) = 14."""
+    result = LatencyResult(samples_ms=(32.0, 1.0, 8.0, 2.0, 16.0, 4.0), threads=1, device="cpu")
+    assert result.q25_ms == pytest.approx(2.5)
+    assert result.median_ms == pytest.approx(6.0)
+    assert result.q75_ms == pytest.approx(14.0)
+    assert result.iqr_ms == pytest.approx(11.5)
+    assert result.iqr_over_median == pytest.approx(11.5 / 6.0)
+    assert result.warnings and "noisy" in result.warnings[0]
+    columns = LatencyResult(samples_ms=(1.0, 1.0, 1.0), threads=2, device="cpu", pass_name="fwdbwd").columns()
+    assert columns == {"latency_fwdbwd_ms_samples": [1.0, 1.0, 1.0], "latency_fwdbwd_ms_median": 1.0,
+                       "latency_fwdbwd_ms_iqr": 0.0, "latency_fwdbwd_warnings": [], "latency_threads": 2}
 
 
 def test_summary_statistics_on_known_samples() -> None:
@@ -106,7 +112,7 @@ def test_threads_are_fixed_recorded_and_restored(measure, x: Tensor) -> None:
     before = torch.get_num_threads()
     target = 1 if before != 1 else 2
     module = Recorder()
-    result = measure(module, (x,), LatencySettings(warmup=1, min_run_time_s=0.0, min_samples=3, threads=target))
+    result = measure(module, (x,), SamplingSettings(warmup=1, min_run_time_s=0.0, min_samples=3, threads=target))
     assert result.threads == target
     assert set(module.threads) == {target}
     assert torch.get_num_threads() == before
@@ -165,7 +171,7 @@ def test_forward_backward_without_anything_to_differentiate_is_rejected() -> Non
 @pytest.mark.parametrize("measure", [measure_forward, measure_forward_backward])
 def test_deadline_raises_measurement_timeout(measure, x: Tensor) -> None:
     module = Recorder(sleep_s=0.02)
-    settings = LatencySettings(warmup=0, min_run_time_s=30.0, min_samples=1, max_samples=1000)
+    settings = SamplingSettings(warmup=0, min_run_time_s=30.0, min_samples=1, max_samples=1000)
     started = time.perf_counter()
     with pytest.raises(MeasurementTimeout) as info:
         measure(module, (x,), settings, deadline_s=0.05)
@@ -180,7 +186,7 @@ def test_deadline_raises_measurement_timeout(measure, x: Tensor) -> None:
 def test_deadline_applies_during_warmup(x: Tensor) -> None:
     module = Recorder(sleep_s=0.02)
     with pytest.raises(MeasurementTimeout) as info:
-        measure_forward(module, (x,), LatencySettings(warmup=1000), deadline_s=0.05)
+        measure_forward(module, (x,), SamplingSettings(warmup=1000), deadline_s=0.05)
     assert info.value.samples_taken == 0
     assert module.calls < 1000
     assert str(MeasurementTimeout("case time limit reached")) == "case time limit reached"
@@ -188,13 +194,13 @@ def test_deadline_applies_during_warmup(x: Tensor) -> None:
 
 def test_bad_settings_and_inputs_are_rejected(x: Tensor) -> None:
     with pytest.raises(ValueError, match="max_samples"):
-        LatencySettings(min_samples=10, max_samples=5)
+        SamplingSettings(min_samples=10, max_samples=5)
     with pytest.raises(ValueError, match="warmup"):
-        LatencySettings(warmup=-1)
+        SamplingSettings(warmup=-1)
     with pytest.raises(ValueError, match="threads"):
-        LatencySettings(threads=0)
+        SamplingSettings(threads=0)
     with pytest.raises(ValueError, match="min_run_time_s"):
-        LatencySettings(min_run_time_s=float("nan"))
+        SamplingSettings(min_run_time_s=float("nan"))
     with pytest.raises(ValueError, match="at least one sample"):
         LatencyResult(samples_ms=(), threads=1, device="cpu")
     with pytest.raises(TypeError, match="inputs\\[1\\]"):

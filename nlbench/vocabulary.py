@@ -1,0 +1,259 @@
+"""The bench's one vocabulary: metrics, statuses, record kinds, sampling settings and
+claimed complexities. Torch-free, so the store, fits, reports, gate and CLI import it
+without paying for torch; nothing else in the package defines these concepts.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+# --------------------------------------------------------------------------- statuses
+
+STATUS_OK = "ok"
+FAILED_STATUSES: tuple[str, ...] = ("oom", "timeout", "error", "skipped")
+STATUSES: tuple[str, ...] = (STATUS_OK, *FAILED_STATUSES)
+
+#: How a status reads in prose and plot legends.
+STATUS_TEXT: Mapping[str, str] = {
+    "ok": "ok", "oom": "out of memory", "timeout": "timed out", "error": "error", "skipped": "skipped (too big)",
+}
+#: How a failed case reads in a table cell, where a number would stand.
+STATUS_CELL: Mapping[str, str] = {"ok": "ok", "oom": "OOM", "timeout": "timeout", "error": "error", "skipped": "skipped"}
+
+# --------------------------------------------------------------------------- record kinds
+
+KIND_SWEEP = "sweep"
+KIND_PROBE = "probe"
+KIND_RECEPTIVE_FIELD = "receptive_field"
+RECORD_KINDS: tuple[str, ...] = (KIND_SWEEP, KIND_PROBE, KIND_RECEPTIVE_FIELD)
+
+# --------------------------------------------------------------------------- case shape
+
+#: What identifies "the same input" across blocks within one run.
+SHAPE_KEYS: tuple[str, ...] = ("channels", "height", "width", "frames", "batch", "device", "dtype")
+#: The blocks every delta table is taken against.
+IDENTITY_BLOCK = "identity"
+
+# --------------------------------------------------------------------------- metrics
+
+#: IQR/median above which a latency's median is not trusted alone (the harness convention).
+NOISY_IQR_OVER_MEDIAN = 0.10
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A cost the bench measures: its name, unit and store columns, how a plot labels
+    it, and — for sampled metrics — the columns of its raw samples and spread and the
+    noise rule that flags it.
+
+    ``column`` holds the one number that summarises a case (the median of the samples
+    for sampled metrics, the exact count otherwise).
+    """
+
+    name: str
+    unit: str
+    column: str
+    title: str
+    axis_label: str
+    samples_column: str | None = None
+    iqr_column: str | None = None
+    warnings_column: str | None = None
+    deterministic: bool = True
+
+    @property
+    def sampled(self) -> bool:
+        """Whether the metric is summarised from raw samples (median and IQR)."""
+        return self.samples_column is not None
+
+    def is_noisy(self, median: float, iqr: float) -> bool:
+        """The noise rule: IQR/median above :data:`NOISY_IQR_OVER_MEDIAN` (sampled metrics only)."""
+        return self.sampled and is_noisy(median, iqr)
+
+
+def iqr_over_median(median: float, iqr: float) -> float:
+    """Relative spread; infinite when the median is 0 but the IQR is not, NaN when unknown."""
+    if not (math.isfinite(median) and math.isfinite(iqr)):
+        return math.nan
+    if median > 0:
+        return iqr / median
+    return math.inf if iqr > 0 else 0.0
+
+
+def is_noisy(median: float, iqr: float) -> bool:
+    """True when IQR/median exceeds :data:`NOISY_IQR_OVER_MEDIAN`."""
+    ratio = iqr_over_median(median, iqr)
+    return not math.isnan(ratio) and ratio > NOISY_IQR_OVER_MEDIAN
+
+
+def latency_warnings(median: float, iqr: float) -> list[str]:
+    """Why a latency's median cannot be trusted alone (empty when it can)."""
+    if is_noisy(median, iqr):
+        return [f"noisy: IQR/median {iqr_over_median(median, iqr):.0%} > {NOISY_IQR_OVER_MEDIAN:.0%}"]
+    return []
+
+
+def _latency(direction: str, label: str) -> Metric:
+    return Metric(
+        name=f"latency_{direction}_ms", unit="ms", column=f"latency_{direction}_ms_median",
+        title=f"{label} latency", axis_label=f"{label} latency, median [ms] (bars: IQR)",
+        samples_column=f"latency_{direction}_ms_samples", iqr_column=f"latency_{direction}_ms_iqr",
+        warnings_column=f"latency_{direction}_warnings", deterministic=False,
+    )
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("macs", "MACs", "macs", "MACs", "MACs (multiply-adds; FLOPs = 2·MACs)"),
+    _latency("fwd", "forward"),
+    _latency("fwdbwd", "forward+backward"),
+    Metric("peak_mem_fwd_bytes", "bytes", "peak_mem_fwd_bytes", "peak memory, forward",
+           "peak memory, forward [bytes]", deterministic=False),
+    Metric("peak_mem_fwdbwd_bytes", "bytes", "peak_mem_fwdbwd_bytes", "peak memory, forward+backward",
+           "peak memory, forward+backward [bytes]", deterministic=False),
+)
+METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in METRICS)
+LATENCY_METRICS: tuple[str, ...] = tuple(m.name for m in METRICS if m.sampled)
+_METRICS_BY_NAME: Mapping[str, Metric] = {m.name: m for m in METRICS}
+
+
+def metric(name: str) -> Metric:
+    """The metric called ``name``; an unknown name suggests close ones."""
+    if name not in _METRICS_BY_NAME:
+        raise ValueError(f"unknown metric {name!r}.{did_you_mean(name, METRIC_NAMES)} "
+                         f"Known metrics: {', '.join(METRIC_NAMES)}.")
+    return _METRICS_BY_NAME[name]
+
+
+#: Store columns that hold numbers (load makes them numeric; null where not measured).
+NUMERIC_COLUMNS: tuple[str, ...] = (
+    "params", "params_total", "param_bytes", "buffer_bytes", "macs", "flops", "fvcore_macs", "ptflops_macs",
+    "latency_fwd_ms_median", "latency_fwd_ms_iqr", "latency_fwdbwd_ms_median", "latency_fwdbwd_ms_iqr",
+    "peak_mem_fwd_bytes", "peak_mem_fwdbwd_bytes", "latency_threads", "threads", "duration_s",
+    "estimated_peak_bytes", "claimed_n_exponent", "claimed_c_exponent", "claimed_n_log_power",
+    "accuracy", "steps", "seed", "steps_per_s", "wall_s",
+)
+#: Integer columns of a case's shape (nullable: ``frames`` is null for images).
+SHAPE_INT_COLUMNS: tuple[str, ...] = ("channels", "height", "width", "frames", "batch")
+
+# --------------------------------------------------------------------------- fits
+
+AXES: tuple[str, ...] = ("N", "C")
+AXIS_LABELS: Mapping[str, str] = {"N": "N = H·W (·T) positions", "C": "C channels"}
+VERDICTS: tuple[str, ...] = ("holds", "does not hold", "inconclusive")
+
+
+@dataclass(frozen=True)
+class ClaimedComplexity:
+    """A claimed time complexity, as text and as exponents the fits can test.
+
+    The cost is claimed to grow as ``N**n_exponent * log(N)**n_log_power`` in the
+    number of positions N = H·W (H proportional to W) at fixed C, and as
+    ``C**c_exponent`` in the channel count at fixed N.
+    """
+
+    text: str
+    n_exponent: float
+    c_exponent: float
+    n_log_power: int = 0
+
+    def n_growth(self, n: float) -> float:
+        """The claimed cost at ``n`` positions, up to a constant."""
+        return n**self.n_exponent * math.log(n) ** self.n_log_power
+
+    @property
+    def dense_affinity(self) -> bool:
+        """Whether the claim is quadratic (or worse) in N: a dense N×N affinity."""
+        return self.n_exponent >= 2
+
+    def effective_exponent(self, axis: str, x_max: float) -> float:
+        """The local log-log exponent the claim predicts at ``x_max``.
+
+        Axis N: ``a + b/ln(x_max)`` (the slope of N^a·log^b N at x_max); axis C: ``c``.
+        """
+        if axis not in AXES:
+            raise ValueError(f"axis must be one of {AXES}, got {axis!r}")
+        if axis == "C":
+            return float(self.c_exponent)
+        if self.n_log_power == 0:
+            return float(self.n_exponent)
+        if not x_max > 1.0:
+            return math.nan
+        return float(self.n_exponent + self.n_log_power / math.log(x_max))
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+class SettingsError(ValueError):
+    """A sampling or limits setting out of its range; ``field`` names it."""
+
+    def __init__(self, field: str, expected: str, got: Any) -> None:
+        super().__init__(f"{field}: expected {expected}, got {got!r}")
+        self.field, self.expected, self.got = field, expected, got
+
+
+def _check_int(owner: str, name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SettingsError(f"{owner}.{name}", f"an integer ≥ {minimum}", value)
+
+
+def _check_number(owner: str, name: str, value: Any, minimum: float) -> None:
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or value < minimum):
+        raise SettingsError(f"{owner}.{name}", f"a finite number ≥ {minimum:g}", value)
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """How latency is sampled — the one set of defaults, used unchanged from the suite
+    file (``[latency]``) to the timing loop.
+
+    ``warmup`` discarded calls, then timed calls until at least ``min_samples`` were
+    taken and ``min_run_time_s`` of wall time spent sampling, or ``max_samples`` were
+    taken. ``threads`` fixes ``torch.set_num_threads`` for the measurement (None
+    leaves the process's count); the count used is recorded either way.
+    """
+
+    warmup: int = 2
+    min_run_time_s: float = 0.2
+    min_samples: int = 5
+    max_samples: int = 100
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        owner = "latency"
+        _check_int(owner, "warmup", self.warmup, 0)
+        _check_number(owner, "min_run_time_s", self.min_run_time_s, 0.0)
+        _check_int(owner, "min_samples", self.min_samples, 1)
+        _check_int(owner, "max_samples", self.max_samples, 1)
+        if self.max_samples < self.min_samples:
+            raise SettingsError(f"{owner}.max_samples", f"at least {owner}.min_samples ({self.min_samples})",
+                                self.max_samples)
+        if self.threads is not None:
+            _check_int(owner, "threads", self.threads, 1)
+        object.__setattr__(self, "min_run_time_s", float(self.min_run_time_s))
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Guards that keep one case from taking the sweep down."""
+
+    case_timeout_s: float = 300.0
+    max_memory_gib: float = 12.0
+
+    def __post_init__(self) -> None:
+        _check_number("limits", "case_timeout_s", self.case_timeout_s, 1.0)
+        _check_number("limits", "max_memory_gib", self.max_memory_gib, 0.01)
+        object.__setattr__(self, "case_timeout_s", float(self.case_timeout_s))
+        object.__setattr__(self, "max_memory_gib", float(self.max_memory_gib))
+
+
+# --------------------------------------------------------------------------- names
+
+
+def did_you_mean(name: str, known: Iterable[str], *, n: int = 3) -> str:
+    """" Did you mean 'a', 'b'?" for the known names close to ``name`` ("" when none)."""
+    close = difflib.get_close_matches(name, list(known), n=n, cutoff=0.5)
+    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
