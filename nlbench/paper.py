@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from nlbench.store import normalise
+from nlbench.vocabulary import KIND_SWEEP, STATUS_OK
+
 if TYPE_CHECKING:
     from nlbench.suite import PaperTable
 
@@ -18,20 +21,16 @@ def paper_comparison(df: pd.DataFrame, table: "PaperTable") -> pd.DataFrame:
     table's ``giga`` (2³⁰ for the SRL paper); params are summed and given in millions
     (10⁶). A row whose cases are missing or failed has null measurements, not zeros.
     """
-    ok = df
-    if len(ok) and "kind" in ok:
-        ok = ok[ok["kind"].fillna("sweep") == "sweep"]
-    ok = ok[ok["status"] == "ok"] if len(ok) else ok
-    sizes = list(zip(pd.to_numeric(ok["height"]).astype(int), pd.to_numeric(ok["width"]).astype(int))) if len(ok) else []
+    frame = normalise(df)
+    ok = frame.loc[(frame["kind"] == KIND_SWEEP) & (frame["status"] == STATUS_OK)]
+    sizes = pd.MultiIndex.from_frame(ok[["height", "width"]])
     rows = []
     for paper_row in table.rows:
         maps = table.maps[paper_row.input]
-        selected = ok[(ok["block"] == paper_row.block).to_numpy() & [size in maps for size in sizes]] if len(ok) else ok
-        macs_values = pd.to_numeric(selected.get("macs", pd.Series(dtype=float)), errors="coerce")
-        params_values = pd.to_numeric(selected.get("params", pd.Series(dtype=float)), errors="coerce")
-        complete = len(selected) == len(maps) and macs_values.notna().all() and params_values.notna().all()
-        macs = float(macs_values.sum()) if complete else None
-        params = float(params_values.sum()) if complete else None
+        selected = ok.loc[(ok["block"] == paper_row.block).to_numpy() & sizes.isin(maps)]
+        complete = len(selected) == len(maps) and selected[["macs", "params"]].notna().all(axis=None)
+        macs = float(selected["macs"].sum()) if complete else None
+        params = float(selected["params"].sum()) if complete else None
         ours_g = macs / table.giga if macs is not None else None
         ours_m = params / 1e6 if params is not None else None
         rows.append({
