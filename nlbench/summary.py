@@ -1,55 +1,50 @@
-"""Closing summaries of a run: block × size tables of one headline metric, with
-failures shown as their status rather than as a number. Pure pandas."""
+"""Closing summaries of a run: a block × size table of one headline metric, with
+failures shown as their status (the vocabulary's table cells) rather than as a number.
+Pure pandas; the table is the report's typed :class:`~nlbench.report.model.Table`."""
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 
-from nlbench.report.formatting import is_missing
+from nlbench import store
+from nlbench.report.formatting import size_text
+from nlbench.report.model import Cell, Table, number_column, text_column
+from nlbench.vocabulary import STATUS_CELL, STATUS_OK, Metric, metric
 
-FAILURE_LABELS = {"oom": "OOM", "timeout": "timeout", "error": "error", "skipped": "skipped"}
-
-
-def headline_metric(df: pd.DataFrame) -> tuple[str, str]:
-    """(column, title) of the metric a run's summary shows: forward latency if it was
-    measured, else GMACs."""
-    if "latency_fwd_ms_median" in df and df["latency_fwd_ms_median"].notna().any():
-        return "latency_fwd_ms_median", "forward latency, median ms"
-    return "macs", "MACs (G = 10⁹)"
+#: The metrics a summary can lead with, in order of preference.
+HEADLINE_METRICS: tuple[str, ...] = ("latency_fwd_ms", "macs")
+#: Counts (MACs) are shown in G = 10⁹.
+GIGA = 1e9
 
 
-def size_label(row: pd.Series) -> str:
-    frames = row.get("frames")
-    prefix = "" if is_missing(frames) else f"T{int(frames)}·"
-    return f"{prefix}{int(row['height'])}×{int(row['width'])}"
+def headline_metric(df: pd.DataFrame) -> Metric:
+    """The metric a run's summary shows: forward latency if it was measured, else MACs."""
+    frame = store.normalise(df)
+    for name in HEADLINE_METRICS[:-1]:
+        if frame[metric(name).column].notna().any():
+            return metric(name)
+    return metric(HEADLINE_METRICS[-1])
 
 
-def format_value(column: str, value: float) -> str:
-    if column == "macs":
-        return f"{value / 1e9:.3g}"
-    return f"{value:.3g}"
+def headline_title(m: Metric) -> str:
+    """``forward latency, median ms`` / ``MACs (G = 10⁹)``."""
+    return f"{m.title}, median {m.unit}" if m.sampled else f"{m.title} (G = 10⁹)"
 
 
-def summary_table(df: pd.DataFrame, column: str) -> pd.DataFrame:
-    """Rows: blocks (in run order); columns: sizes (and C when several); cells: text."""
-    if df.empty:
-        return pd.DataFrame()
-    frame = df[df.get("kind", "sweep").fillna("sweep") == "sweep"] if "kind" in df else df
+def summary_table(df: pd.DataFrame, m: Metric) -> Table:
+    """Rows: blocks (in run order); columns: sizes (and C when several); cells: the
+    metric's value (G for counts), a failed case's status, "" where not run."""
+    frame = store.sweep_records(store.normalise(df))
     several_c = frame["channels"].nunique() > 1
-    cells: dict[str, dict[str, str]] = {}
+    cells: dict[str, dict[str, Cell]] = {}
     column_order: list[str] = []
     for _, row in frame.iterrows():
-        key = (f"C{int(row['channels'])} " if several_c else "") + size_label(row)
+        key = (f"C{int(row['channels'])} " if several_c else "") + size_text(row["height"], row["width"], row["frames"])
         if key not in column_order:
             column_order.append(key)
-        value = row.get(column)
-        if row["status"] != "ok":
-            text = FAILURE_LABELS.get(row["status"], row["status"])
-        elif value is None or (isinstance(value, float) and math.isnan(value)):
-            text = "—"
-        else:
-            text = format_value(column, float(value))
-        cells.setdefault(row["block"], {})[key] = text
-    return pd.DataFrame.from_dict(cells, orient="index")[column_order].fillna("")
+        value: Cell = STATUS_CELL.get(row["status"], row["status"]) if row["status"] != STATUS_OK else row[m.column]
+        cells.setdefault(str(row["block"]), {})[key] = value
+    scale = 1.0 if m.sampled else GIGA
+    spec = [text_column("block"), *[number_column(key, scale=scale) for key in column_order]]
+    rows = [[block, *[by_size.get(key, "") for key in column_order]] for block, by_size in cells.items()]
+    return Table(headline_title(m), tuple(spec), tuple(tuple(row) for row in rows))

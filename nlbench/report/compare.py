@@ -1,6 +1,7 @@
 """Comparing two runs (CPU vs GPU, before vs after a change): per matching case, the
 latency ratio candidate/baseline and a two-sided Mann-Whitney U test on the raw
-samples. The CI latency gate builds on :func:`compare_runs`."""
+samples. The CI latency gate builds on :func:`compare_runs`. The latency metrics and
+their store columns are :mod:`nlbench.vocabulary`'s."""
 
 from __future__ import annotations
 
@@ -12,12 +13,11 @@ import pandas as pd
 from scipy import stats
 
 from nlbench.report.formatting import as_float
-from nlbench.report.tables import sweep_rows
+from nlbench.report.tables import sweeps
+from nlbench.vocabulary import LATENCY_METRICS, SHAPE_KEYS, STATUS_OK, metric
 
 # A case matches across runs on these (not on device: CPU vs GPU is a comparison).
-MATCH_KEYS: tuple[str, ...] = ("block", "options", "channels", "height", "width", "frames", "batch", "dtype")
-
-LATENCY_METRICS: tuple[str, ...] = ("latency_fwd_ms", "latency_fwdbwd_ms")
+MATCH_KEYS: tuple[str, ...] = ("block", "options", *(key for key in SHAPE_KEYS if key != "device"))
 
 VERDICT_FASTER = "faster"
 VERDICT_SLOWER = "slower"
@@ -62,20 +62,18 @@ def _judge(base: np.ndarray, cand: np.ndarray, alpha: float) -> tuple[float, str
     return p_value, VERDICT_SLOWER if np.median(cand) > np.median(base) else VERDICT_FASTER
 
 
-def _match_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """Sweep rows with comparable key columns (missing frames as -1 so they match)."""
-    frame = sweep_rows(df)
-    needed = [*MATCH_KEYS, "device", "status"]
-    needed += [f"{metric}_{part}" for metric in LATENCY_METRICS for part in ("median", "iqr", "samples")]
-    frame = frame.copy()
-    for column in needed:
+def _match_frame(df: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """Normalised sweep rows: the match keys, device, status and each latency's columns
+    (those a run lacks are null, so the merge still suffixes them)."""
+    frame = sweeps(df)
+    columns = [*MATCH_KEYS, "device", "status"]
+    for name in metrics:
+        m = metric(name)
+        columns += [m.column, m.iqr_column, m.samples_column]
+    for column in columns:
         if column not in frame.columns:
-            frame[column] = None  # absent in one run only: still suffixed by the merge
-    frame["frames"] = pd.to_numeric(frame["frames"], errors="coerce").fillna(-1).astype(int)
-    for key in ("channels", "height", "width", "batch"):
-        frame[key] = pd.to_numeric(frame[key], errors="coerce").fillna(-1).astype(int)
-    frame["dtype"] = frame["dtype"].fillna("")
-    return frame
+            frame[column] = None
+    return frame[columns]
 
 
 def compare_runs(
@@ -96,6 +94,7 @@ def compare_runs(
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+    metrics = tuple(metrics)
     unknown = [m for m in metrics if m not in LATENCY_METRICS]
     if unknown:
         raise ValueError(f"unknown latency metric(s) {unknown}; known: {list(LATENCY_METRICS)}")
@@ -104,20 +103,21 @@ def compare_runs(
             raise TypeError(f"{name} must be a pandas DataFrame of results, got {type(frame).__name__}")
         if not frame.empty and "block" not in frame.columns:
             raise ValueError(f"{name} results frame has no 'block' column; load it with nlbench.store.load")
-    base, cand = _match_frame(df_baseline), _match_frame(df_candidate)
+    base, cand = _match_frame(df_baseline, metrics), _match_frame(df_candidate, metrics)
     if base.empty or cand.empty:
         return pd.DataFrame(columns=list(COMPARE_COLUMNS))
     merged = base.merge(cand, on=list(MATCH_KEYS), suffixes=("_b", "_c"), how="inner")
     records = []
     for _, row in merged.iterrows():
-        for metric in metrics:
-            median_b = as_float(row.get(f"{metric}_median_b"))
-            median_c = as_float(row.get(f"{metric}_median_c"))
-            failed = row["status_b"] != "ok" or row["status_c"] != "ok"
-            if not (math.isfinite(median_b) or math.isfinite(median_c)) and (not failed or metric != metrics[0]):
+        for name in metrics:
+            m = metric(name)
+            median_b = as_float(row[f"{m.column}_b"])
+            median_c = as_float(row[f"{m.column}_c"])
+            failed = row["status_b"] != STATUS_OK or row["status_c"] != STATUS_OK
+            if not (math.isfinite(median_b) or math.isfinite(median_c)) and (not failed or name != metrics[0]):
                 continue  # not measured in either run (a failed case is still listed once)
-            samples_b = _samples(row.get(f"{metric}_samples_b"))
-            samples_c = _samples(row.get(f"{metric}_samples_c"))
+            samples_b = _samples(row[f"{m.samples_column}_b"])
+            samples_c = _samples(row[f"{m.samples_column}_c"])
             if failed:
                 p_value, verdict = math.nan, VERDICT_FAILED
             else:
@@ -126,13 +126,13 @@ def compare_runs(
                 **{key: row[key] for key in MATCH_KEYS},
                 "device_baseline": row.get("device_b"),
                 "device_candidate": row.get("device_c"),
-                "metric": metric,
+                "metric": name,
                 "status_baseline": row["status_b"],
                 "status_candidate": row["status_c"],
                 "baseline_median_ms": median_b,
-                "baseline_iqr_ms": as_float(row.get(f"{metric}_iqr_b")),
+                "baseline_iqr_ms": as_float(row[f"{m.iqr_column}_b"]),
                 "candidate_median_ms": median_c,
-                "candidate_iqr_ms": as_float(row.get(f"{metric}_iqr_c")),
+                "candidate_iqr_ms": as_float(row[f"{m.iqr_column}_c"]),
                 "ratio": median_c / median_b if math.isfinite(median_b) and median_b > 0 else math.nan,
                 "n_baseline": int(samples_b.size),
                 "n_candidate": int(samples_c.size),
@@ -140,7 +140,5 @@ def compare_runs(
                 "alpha": alpha,
                 "verdict": verdict,
             })
-    result = pd.DataFrame.from_records(records, columns=list(COMPARE_COLUMNS))
-    result["frames"] = result["frames"].map(lambda v: None if v == -1 else v)
-    return result
+    return pd.DataFrame.from_records(records, columns=list(COMPARE_COLUMNS))
 

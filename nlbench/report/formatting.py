@@ -1,7 +1,10 @@
-"""Number and label formatting shared by the report's tables and plots.
+"""Number and label formatting shared by the report's tables, plots and prose, and by
+the CLI's closing summary.
 
 Conventions (harness spec): one multiply-add = 1 MAC = 2 FLOPs; decimal prefixes
 (k = 10³, M = 10⁶, G = 10⁹) unless a column says 2³⁰; the unit is in every column name.
+Metric names, units and labels come from :mod:`nlbench.vocabulary`; this module only
+turns values into text.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import math
 from typing import Any, Iterable
 
 import pandas as pd
+
+from nlbench.vocabulary import Metric
 
 DECIMAL_PREFIXES: tuple[tuple[float, str, str], ...] = (
     (1e9, "G", "10⁹"),
@@ -48,6 +53,17 @@ def pick_prefix(values: Iterable[Any]) -> tuple[float, str, str]:
         if top >= factor:
             return factor, prefix, power
     return DECIMAL_PREFIXES[-1]
+
+
+def prefixed_unit(factor_prefix_power: tuple[float, str, str], unit: str) -> str:
+    """``k = 10³ MACs`` for a prefix chosen by :func:`pick_prefix` (just ``unit`` without one)."""
+    _, prefix, power = factor_prefix_power
+    return f"{prefix} = {power} {unit}" if prefix else unit
+
+
+def metric_label(metric: Metric) -> str:
+    """A metric's title with its unit: ``forward latency [ms]``, ``MACs``."""
+    return metric.title if metric.unit == metric.title else f"{metric.title} [{metric.unit}]"
 
 
 def num(value: Any, digits: int = 3) -> str:
@@ -100,6 +116,18 @@ def interval(value: Any, low: Any, high: Any, digits: int = 2) -> str:
     return f"{v:.{digits}f}"
 
 
+def fixed(value: Any, decimals: int = 1) -> str:
+    """A number with ``decimals`` digits after the point; "—" when missing."""
+    v = as_float(value)
+    return f"{v:.{decimals}f}" if math.isfinite(v) else "—"
+
+
+def integer(value: Any) -> str:
+    """A count as a whole number; "—" when missing."""
+    v = as_float(value)
+    return str(int(round(v))) if math.isfinite(v) else "—"
+
+
 def options_text(options: Any) -> str:
     """Options JSON as compact ``k=v, …`` text ("" for the defaults)."""
     if is_missing(options):
@@ -114,18 +142,6 @@ def options_text(options: Any) -> str:
     if not isinstance(data, dict):
         return str(data)
     return ", ".join(f"{key}={json.dumps(value)}" for key, value in sorted(data.items()))
-
-
-def canonical_options(options: Any) -> str:
-    """Options as canonical JSON text (sorted keys; "{}" when missing)."""
-    if is_missing(options):
-        return "{}"
-    if isinstance(options, dict):
-        return json.dumps(options, sort_keys=True)
-    try:
-        return json.dumps(json.loads(str(options)), sort_keys=True)
-    except (TypeError, ValueError):
-        return str(options)
 
 
 def block_label(block: Any, options: Any = None, run: str | None = None) -> str:

@@ -1,9 +1,12 @@
 """Render a :class:`~nlbench.report.model.Report` to GitHub-flavoured markdown and to
 one self-contained HTML page, and write both for a set of run directories.
 
-The HTML page is made with jinja2 with autoescaping on, so every string that comes
-from results (block names, options, host names, error messages) is escaped; plots are
-embedded as base64 PNG ``data:`` URIs and the CSS is inline: the page requests nothing.
+This is the step that draws: the report holds plot data, and :func:`render_plots` turns
+it into PNGs (:func:`nlbench.report.plots.render_png`). Tables are typed: number columns
+are right-aligned, text is escaped. The HTML page is made with jinja2 with autoescaping
+on, so every string that comes from results (block names, options, host names, error
+messages) is escaped; plots are embedded as base64 PNG ``data:`` URIs and the CSS is
+inline: the page requests nothing.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ from typing import Iterable, Sequence
 from jinja2 import Environment, StrictUndefined
 from markupsafe import Markup, escape
 
-from nlbench.report.build import build_report
-from nlbench.report.model import Plot, Report, Table
+from nlbench.report.assemble import build_report
+from nlbench.report.compare import VERDICT_FAILED, VERDICT_FASTER, VERDICT_SLOWER
+from nlbench.report.model import Cell, Column, Plot, Report, Table
+from nlbench.report.plots import render_png
+from nlbench.vocabulary import FAILED_STATUSES, STATUS_CELL
 
 FORMATS: tuple[str, ...] = ("md", "html")
 MARKDOWN_FILE = "report.md"
@@ -33,20 +39,23 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # ----------------------------------------------------------------------------------
 
 
-def plot_filenames(report: Report) -> dict[str, str]:
-    """A unique, filesystem-safe PNG file name per plot key, in report order."""
-    names: dict[str, str] = {}
+def render_plots(report: Report) -> tuple[Plot, ...]:
+    """Draw every plot of ``report``, in report order."""
+    return tuple(render_png(data) for data in report.plots)
+
+
+def plot_filenames(report: Report) -> tuple[str, ...]:
+    """A unique, filesystem-safe PNG file name per plot (from its key), in report order."""
+    names: list[str] = []
     used: set[str] = set()
     for plot in report.plots:
-        if plot.key in names:
-            continue
         stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", plot.key).strip("-.") or "plot"
         candidate, number = stem, 2
         while candidate in used:
             candidate, number = f"{stem}-{number}", number + 1
         used.add(candidate)
-        names[plot.key] = candidate + ".png"
-    return names
+        names.append(candidate + ".png")
+    return tuple(names)
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -75,30 +84,20 @@ def md_escape(text: object) -> str:
 
 
 def markdown_table(table: Table) -> str:
-    """A GitHub-flavoured markdown table (numbers right-aligned)."""
-    if not table.columns:
+    """A GitHub-flavoured markdown table: number columns right-aligned, text escaped."""
+    if not table.spec:
         return ""
     header = "| " + " | ".join(md_escape(c) for c in table.columns) + " |"
-    aligns = []
-    for index in range(len(table.columns)):
-        cells = [row[index] for row in table.rows]
-        aligns.append("---:" if cells and all(_is_number(c) or c in ("—", "") for c in cells) else "---")
+    aligns = ["---:" if column.numeric else "---" for column in table.spec]
     lines = [header, "| " + " | ".join(aligns) + " |"]
     lines += ["| " + " | ".join(md_escape(cell) if cell else " " for cell in row) + " |" for row in table.rows]
     return "\n".join(lines)
 
 
-_NUMBER = re.compile(r"^[+−-]?[\d,]*\.?\d+(e[+-]?\d+)?( %)?( \[.*\])?$")
-
-
-def _is_number(cell: str) -> bool:
-    return bool(_NUMBER.match(cell))
-
-
 def render_markdown(report: Report, *, plot_dir: str = PLOTS_DIR) -> str:
     """The report as GitHub-flavoured markdown; plots are linked as ``plot_dir/<key>.png``
     (:func:`write_report` writes those files beside ``report.md``)."""
-    files = plot_filenames(report)
+    files = dict(zip(map(id, report.plots), plot_filenames(report)))
     out = [f"# {md_escape(report.title)}", ""]
     out.append("Built only from stored results (`nlbench report`): "
                + ", ".join(f"`{md_escape(r)}`" for r in report.run_ids) + ".")
@@ -114,9 +113,9 @@ def render_markdown(report: Report, *, plot_dir: str = PLOTS_DIR) -> str:
         if section.notes:
             out += [f"- {md_escape(note)}" for note in section.notes] + [""]
         for plot in section.plots:
-            out += [f"![{md_escape(plot.title)}]({plot_dir}/{files[plot.key]})", ""]
-            if plot.data.note:
-                out += [f"*{md_escape(plot.data.note)}*", ""]
+            out += [f"![{md_escape(plot.title)}]({plot_dir}/{files[id(plot)]})", ""]
+            if plot.note:
+                out += [f"*{md_escape(plot.note)}*", ""]
         for table in section.tables:
             out += [f"### {md_escape(table.title)}", "", markdown_table(table), ""]
             if table.note:
@@ -192,10 +191,10 @@ _TEMPLATE = """<!DOCTYPE html>
 <h2>{{ section.title }}</h2>
 {% if section.intro %}<p class="intro">{{ section.intro | inline }}</p>{% endif %}
 {% if section.notes %}<ul class="notes">{% for note in section.notes %}<li>{{ note | inline }}</li>{% endfor %}</ul>{% endif %}
-{% for plot in section.plots %}{% set size = png_size(plot.png) %}
+{% for data in section.plots %}{% set plot = drawn[data_id(data)] %}{% set size = png_size(plot.png) %}
 <figure>
-<img class="plot" src="{{ data_uri(plot) }}" width="{{ size[0] }}" height="{{ size[1] }}" alt="{{ plot.title }}">
-<figcaption>{{ plot.title }}{% if plot.data.note %} — {{ plot.data.note }}{% endif %}</figcaption>
+<img class="plot" src="{{ data_uri(plot) }}" width="{{ size[0] }}" height="{{ size[1] }}" alt="{{ data.title }}">
+<figcaption>{{ data.title }}{% if data.note %} — {{ data.note }}{% endif %}</figcaption>
 </figure>
 {% endfor %}
 {% for table in section.tables %}
@@ -203,7 +202,7 @@ _TEMPLATE = """<!DOCTYPE html>
 <caption>{{ table.title }}</caption>
 <thead><tr>{% for column in table.columns %}<th>{{ column }}</th>{% endfor %}</tr></thead>
 <tbody>
-{% for row in table.rows %}<tr>{% for cell in row %}<td class="{{ cell_class(cell) }}">{{ cell }}</td>{% endfor %}</tr>
+{% for row in table_cells(table) %}<tr>{% for text, css in row %}<td class="{{ css }}">{{ text }}</td>{% endfor %}</tr>
 {% endfor %}</tbody>
 </table></div>
 {% if table.note %}<p class="intro">{{ table.note }}</p>{% endif %}
@@ -216,20 +215,29 @@ _TEMPLATE = """<!DOCTYPE html>
 </html>
 """
 
-_CELL_CLASSES = {
-    "holds": "ok", "faster": "ok", "does not hold": "bad", "slower": "bad", "inconclusive": "meh",
-    "OOM": "fail", "timeout": "fail", "error": "fail", "skipped": "fail", "oom": "fail", "failed": "fail",
+_VERDICT_CLASSES = {
+    "holds": "ok", VERDICT_FASTER: "ok", "does not hold": "bad", VERDICT_SLOWER: "bad", "inconclusive": "meh",
+    VERDICT_FAILED: "fail",
 }
+_FAILURE_CELLS = frozenset({*FAILED_STATUSES, *(STATUS_CELL[s] for s in FAILED_STATUSES)})
 
 
-def _cell_class(cell: str) -> str:
-    if cell in _CELL_CLASSES:
-        return _CELL_CLASSES[cell]
-    if _is_number(cell) or cell == "—":
+def _cell_class(column: Column, cell: Cell, text: str) -> str:
+    """The CSS class of a cell: numbers right-aligned; a status where a number would be,
+    a failed status and a negative verdict marked; long text muted."""
+    if text in _FAILURE_CELLS or (column.numeric and isinstance(cell, str) and cell.startswith("identity ")):
+        return "fail"
+    if column.numeric:
         return "num"
-    if len(cell) > 80:
-        return "long"
-    return ""
+    if text in _VERDICT_CLASSES:
+        return _VERDICT_CLASSES[text]
+    return "long" if len(text) > 80 else ""
+
+
+def table_cells(table: Table) -> list[list[tuple[str, str]]]:
+    """Each row's cells as (text, CSS class), for the HTML template."""
+    return [[(text, _cell_class(column, cell, text)) for column, cell, text in zip(table.spec, cells, row)]
+            for cells, row in zip(table.cells, table.rows)]
 
 
 def _inline(text: object) -> Markup:
@@ -246,12 +254,17 @@ def _environment() -> Environment:
     return env
 
 
-def render_html(report: Report) -> str:
+def render_html(report: Report, plots: Sequence[Plot] | None = None) -> str:
     """The report as one self-contained HTML page (inline CSS, plots as data: URIs),
-    rendered by jinja2 with autoescaping on."""
+    rendered by jinja2 with autoescaping on. ``plots`` are the report's drawn plots
+    (:func:`render_plots`), drawn here when not given."""
+    drawn = tuple(plots) if plots is not None else render_plots(report)
+    if len(drawn) != len(report.plots):
+        raise ValueError(f"expected {len(report.plots)} drawn plots for this report, got {len(drawn)}")
+    by_data = {id(data): plot for data, plot in zip(report.plots, drawn)}
     template = _environment().from_string(_TEMPLATE)
     return template.render(report=report, css=Markup(_CSS), data_uri=data_uri, png_size=png_size,
-                           cell_class=_cell_class)
+                           table_cells=table_cells, drawn=by_data, data_id=id)
 
 
 # ----------------------------------------------------------------------------------
@@ -280,6 +293,7 @@ def write_report(run_dirs: Sequence[Path | str] | Path | str, out_dir: Path | st
         raise ValueError(f"formats must be a non-empty selection of {FORMATS}, got {list(formats)!r}")
     dirs = [run_dirs] if isinstance(run_dirs, (str, Path)) else list(run_dirs)
     report = build_report(dirs)
+    drawn = render_plots(report)
     target = Path(out_dir) / report.report_id
     target.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {"dir": target}
@@ -287,16 +301,16 @@ def write_report(run_dirs: Sequence[Path | str] | Path | str, out_dir: Path | st
         plots_dir = target / PLOTS_DIR
         plots_dir.mkdir(exist_ok=True)
         files = plot_filenames(report)
-        for plot in report.plots:
-            (plots_dir / files[plot.key]).write_bytes(plot.png)
+        for name, plot in zip(files, drawn):
+            (plots_dir / name).write_bytes(plot.png)
         for stale in plots_dir.glob("*.png"):
-            if stale.name not in files.values():
+            if stale.name not in files:
                 stale.unlink()
         path = target / MARKDOWN_FILE
         _write_text(path, render_markdown(report))
         written["md"] = path
     if "html" in chosen:
         path = target / HTML_FILE
-        _write_text(path, render_html(report))
+        _write_text(path, render_html(report, drawn))
         written["html"] = path
     return written

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from nlbench.report import build_report, render_html
+from nlbench.report import build_report, render_html, render_plots
 from nlbench.report.render import png_size
 
 CHECK_SCRIPT = """<script>
@@ -130,12 +130,13 @@ def image_states(dom: str) -> list[list[str]]:
 def test_report_plots_render_and_the_page_requests_nothing(chromium: str, real_run: Path, tmp_path: Path) -> None:
     report = build_report([real_run])
     assert report.plots
-    page = checked_copy(render_html(report), tmp_path / "report.html")
+    drawn = render_plots(report)  # the renderer draws; the report holds plot data only
+    page = checked_copy(render_html(report, drawn), tmp_path / "report.html")
     dom, requests = open_in_chromium(chromium, page, tmp_path)
 
     states = image_states(dom)
-    assert len(states) == len(report.plots)
-    for state, plot in zip(states, report.plots):
+    assert len(states) == len(report.plots) == len(drawn)
+    for state, plot in zip(states, drawn):
         natural_w, natural_h, shown_w, shown_h, complete, display, visibility = state
         assert (int(natural_w), int(natural_h)) == png_size(plot.png), plot.key
         assert float(shown_w) > 100 and float(shown_h) > 50, plot.key

@@ -1,0 +1,490 @@
+"""The report's sections, each a pure function of normalised results (and of the fits
+computed from them) to a :class:`~nlbench.report.model.Section`: typed tables (numbers
+stay numbers; the column says how to write them), a short intro and notes, and plot
+data. Nothing here draws, reads files or formats a number into a table cell by hand.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from nlbench.paper import paper_comparison
+from nlbench.report import prose
+from nlbench.report.compare import compare_runs
+from nlbench.report.formatting import (
+    as_float, block_label, case_text, first_line, is_missing, metric_label, num, pick_prefix, prefixed_unit,
+    size_text,
+)
+from nlbench.report.model import Cell, Column, Interval, Section, Table, number_column, text_column
+from nlbench.report.plots import cost_plot_data, heatmap_plot_data, pareto_plot_data
+from nlbench.report.tables import (
+    NOISE_MIN_MS, delta_vs_identity, failed_cases, latency_noise, memory_limits,
+    noisiest_cases, probe_summary,
+)
+from nlbench.vocabulary import (
+    FAILED_STATUSES, IDENTITY_BLOCK, METRIC_NAMES, METRICS, NOISY_IQR_OVER_MEDIAN, STATUS_CELL, STATUS_OK,
+    STATUS_TEXT, metric,
+)
+
+MAX_CROSSOVER_ROWS = 60
+MAX_COMPARE_ROWS = 200
+_METRIC_ORDER = {name: index for index, name in enumerate(METRIC_NAMES)}
+
+
+def _table(title: str, spec: Sequence[Column], rows: Sequence[Sequence[Cell]], note: str = "") -> Table:
+    return Table(title, tuple(spec), tuple(tuple(row) for row in rows), note)
+
+
+def _run_column(several: bool) -> list[Column]:
+    return [text_column("run")] if several else []
+
+
+def _run_cell(row: Mapping[str, Any], several: bool) -> list[Cell]:
+    return [str(row["run"])] if several else []
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value) if value else "—"
+    return "—" if is_missing(value) or value == "" else str(value)
+
+
+def _by_metric(frame: pd.DataFrame, *then: str) -> pd.DataFrame:
+    """Rows in the vocabulary's metric order, then by ``then``."""
+    return (frame.assign(_m=frame["metric"].map(_METRIC_ORDER)).sort_values(["_m", *then], kind="stable")
+            .drop(columns="_m"))
+
+
+# ----------------------------------------------------------------------------------
+# Environment
+# ----------------------------------------------------------------------------------
+
+ENVIRONMENT_FIELDS: tuple[tuple[str, str, str], ...] = (
+    # (label, where, key): where is "manifest" or "environment"
+    ("suite", "manifest", "suite"),
+    ("started at (UTC)", "manifest", "started_at"),
+    ("torch", "environment", "torch_version"),
+    ("python", "environment", "python_version"),
+    ("nlbench", "environment", "nlbench_version"),
+    ("device", "environment", "device"),
+    ("device name", "environment", "device_name"),
+    ("CUDA", "environment", "cuda_version"),
+    ("CPU model", "environment", "cpu_model"),
+    ("CPU count", "environment", "cpu_count"),
+    ("torch threads", "environment", "torch_threads"),
+    ("latency threads (suite)", "manifest", "threads"),
+    ("dtypes", "manifest", "dtypes"),
+    ("measured", "manifest", "measure"),
+    ("commit", "environment", "commit"),
+    ("host", "environment", "host"),
+    ("platform", "environment", "platform"),
+    ("only blocks", "manifest", "only_blocks"),
+    ("device override", "manifest", "device_override"),
+    ("plugins", "manifest", "plugins"),
+)
+_OPTIONAL_FIELDS = ("cuda_version", "only_blocks", "device_override", "plugins")
+
+
+def environment_section(sweep: pd.DataFrame, probes: pd.DataFrame, manifests: Mapping[str, Mapping[str, Any]],
+                        order: Sequence[str]) -> Section:
+    rows: list[list[Cell]] = []
+    for label, where, key in ENVIRONMENT_FIELDS:
+        values = []
+        for run in order:
+            manifest = manifests.get(run, {})
+            source = manifest.get("environment", {}) if where == "environment" else manifest
+            values.append(_text(source.get(key)))
+        if key in _OPTIONAL_FIELDS and all(v == "—" for v in values):
+            continue
+        rows.append([label, *values])
+    for label, column in (("memory method", "memory_method"), ("latency threads (measured)", "latency_threads")):
+        values = []
+        for run in order:
+            found = (sweep.loc[sweep["run"] == run, column].dropna() if column in sweep.columns
+                     else pd.Series(dtype=object))
+            values.append(", ".join(sorted({_text(v) for v in found})) or "—")
+        rows.append([label, *values])
+    counts = []
+    for run in order:
+        in_run = sweep.loc[sweep["run"] == run]
+        status = in_run["status"].value_counts().to_dict()
+        text = ", ".join(f"{k}: {v}" for k, v in sorted(status.items())) or "none"
+        n_probe = int((probes["run"] == run).sum())
+        counts.append(f"{len(in_run)} cases ({text})" + (f"; {n_probe} probe results" if n_probe else ""))
+    rows.append(["results", *counts])
+    spec = [text_column("field"), *[text_column(run) for run in order]]
+    return Section("environment", "Environment", tables=(_table("Environment (from each run's manifest)", spec, rows),))
+
+
+# ----------------------------------------------------------------------------------
+# Costs, verdicts, crossovers
+# ----------------------------------------------------------------------------------
+
+
+def cost_section(sweep: pd.DataFrame, axis: str, several: bool) -> Section:
+    key, title = ("cost-vs-resolution", "Cost vs resolution") if axis == "N" else ("cost-vs-channels", "Cost vs channels")
+    data = cost_plot_data(sweep, axis, several_runs=several)
+    if not data:
+        what = "resolution (N = H·W at a fixed C)" if axis == "N" else "channel count (C at a fixed H×W)"
+        return Section(key, title, intro=f"No block was measured at two or more sizes along {what} in this run.")
+    intro = ("Log-log, one line per block: measured points (solid), the fitted cost model of "
+             "nlbench.fit (dotted) and failed cases as ✕ at the size that failed, placed on the "
+             "extrapolated fit (legend: the status). MACs are multiply-adds; FLOPs = 2·MACs.")
+    return Section(key, title, intro=intro, plots=data)
+
+
+def fixed_text(row: Mapping[str, Any]) -> str:
+    """What a fit or crossover held fixed: ``C=16`` (axis N) or ``16×16`` (axis C), and
+    frames, batch, dtype and device when not the defaults."""
+    if row["axis"] == "N":
+        text = f"C={int(as_float(row['fixed_channels']))}"
+    else:
+        text = size_text(row["fixed_height"], row["fixed_width"])
+    if not is_missing(row.get("frames")):
+        text += f", T={int(as_float(row['frames']))}"
+    batch = as_float(row.get("batch"))
+    if math.isfinite(batch) and batch != 1:
+        text += f", B{int(batch)}"
+    for key in ("dtype", "device"):
+        value = row.get(key)
+        if isinstance(value, str) and value and value not in ("float32", "cpu"):
+            text += f", {value}"
+    return text
+
+
+def _metric_text(name: str) -> str:
+    return metric_label(metric(name)) if name in _METRIC_ORDER else str(name)
+
+
+def verdict_section(fits: pd.DataFrame, several: bool) -> Section:
+    intro = ("How each cost grows with N = H·W (at fixed C) and with C (at fixed H×W), held against the "
+             "block's claimed complexity (shared/spec/blocks.md). Slopes are log-log exponents with "
+             "95 % CIs; the asymptotic slope is fitted over the three largest sizes; the dominant term "
+             "is the largest share of the fitted cost at the largest size.")
+    if fits.empty:
+        return Section("verdicts", "Complexity verdicts", intro=intro,
+                       notes=("No block was measured at two or more sizes along one axis: nothing to fit.",))
+    spec = [*_run_column(several), text_column("block"), text_column("metric"), text_column("axis"),
+            text_column("fixed"), text_column("sizes"), number_column("slope [95 % CI]", style="interval"),
+            number_column("asymptotic slope [95 % CI]", style="interval"), text_column("dominant term"),
+            text_column("claimed"), number_column("claimed exponent"), text_column("verdict"), text_column("reason")]
+    ordered = _by_metric(fits, "axis", "block")
+    tables = []
+    for title, selected in (("Verdicts: MACs", ordered.loc[ordered["metric"] == "macs"]),
+                            ("Verdicts: latency and memory", ordered.loc[ordered["metric"] != "macs"])):
+        rows = []
+        for _, row in selected.iterrows():
+            span = (f"{row['axis']}∈[{num(row['x_min'])}, {num(row['x_max'])}] ({int(row['n_points'])})"
+                    if row["n_points"] else f"{int(row['n_zero'])} sizes, all zero")
+            rows.append([*_run_cell(row, several),
+                         block_label(row["block"], row["options"]), _metric_text(row["metric"]), row["axis"],
+                         fixed_text(row), span,
+                         Interval(row["slope"], row["slope_ci_low"], row["slope_ci_high"]),
+                         Interval(row["asymptotic_slope"], row["asymptotic_ci_low"], row["asymptotic_ci_high"]),
+                         str(row["dominant_term"]), _text(row["claimed"]), as_float(row["claimed_exponent"]),
+                         str(row["verdict"]), str(row["verdict_reason"])])
+        if rows:
+            tables.append(_table(title, spec, rows))
+    counts = fits.loc[fits["metric"] == "macs", "verdict"].value_counts().to_dict()
+    notes = (f"MACs: {prose.counts_text(counts)}.",) if counts else ()
+    notes += ("Latency verdicts on a shared or noisy machine are often inconclusive: see Latency noise.",)
+    return Section("verdicts", "Complexity verdicts", intro=intro, notes=notes, tables=tuple(tables))
+
+
+def crossover_section(crossings: pd.DataFrame, several: bool) -> Section:
+    intro = ("Where one block's cost overtakes another's between measured sizes (log-log interpolation); "
+             "pairs that never cross in the measured range are counted, not listed.")
+    if crossings.empty:
+        return Section("crossovers", "Crossovers", intro=intro,
+                       notes=("No pair of blocks was measured at two or more common sizes.",))
+    found = _by_metric(crossings.loc[crossings["crossover_x"].notna()], "axis", "block_a", "block_b")
+    never = crossings.loc[crossings["crossover_x"].isna()]
+    spec = [*_run_column(several), text_column("metric"), text_column("axis"), text_column("fixed"),
+            text_column("block a"), text_column("block b"), text_column("crossover at"),
+            number_column("≈ side per frame (H=W)"), text_column("costlier above"), text_column("interpolated"),
+            text_column("direction")]
+    rows = []
+    for _, row in found.head(MAX_CROSSOVER_ROWS).iterrows():
+        fixed = {"axis": row["axis"], "fixed_channels": row["fixed_channels"], "fixed_height": row["fixed_height"],
+                 "fixed_width": row["fixed_width"], "frames": row["frames"], "batch": row["batch"],
+                 "dtype": row["dtype"], "device": row["device"]}
+        rows.append([*_run_cell(row, several),
+                     _metric_text(row["metric"]), row["axis"], fixed_text(fixed),
+                     block_label(row["block_a"], row["options_a"]), block_label(row["block_b"], row["options_b"]),
+                     f"{row['axis']}≈{num(row['crossover_x'])}", as_float(row["crossover_resolution"]),
+                     _text(row["costlier_above"]), "yes" if row["interpolated"] else "no", str(row["direction"])])
+    notes = [f"{len(never)} block pairs (over all costs) never cross in their common measured range."]
+    if len(found) > MAX_CROSSOVER_ROWS:
+        notes.append(f"Showing the first {MAX_CROSSOVER_ROWS} of {len(found)} crossings.")
+    if found["metric"].map(lambda name: name in _METRIC_ORDER and metric(name).sampled).any():
+        notes.append("Latency crossings between blocks of similar cost can be noise; check the IQRs.")
+    tables = (_table("Crossovers", spec, rows),) if rows else ()
+    if not rows:
+        notes.insert(0, "No crossover: in every measured pair one block is never costlier than the other.")
+    return Section("crossovers", "Crossovers", intro=intro, notes=tuple(notes), tables=tables)
+
+
+# ----------------------------------------------------------------------------------
+# Deltas, failures, counters
+# ----------------------------------------------------------------------------------
+
+
+def _status_cell(status: str) -> str:
+    return STATUS_CELL.get(status, status)
+
+
+def delta_section(sweep: pd.DataFrame, several: bool) -> Section:
+    intro = ("Each block's cost minus the cost of `identity` (the harness overhead: input, call, output) at "
+             "the same case shape, so that what remains is the block's own cost.")
+    deltas = delta_vs_identity(sweep)
+    if deltas.empty:
+        has_identity = (sweep["block"] == IDENTITY_BLOCK).any()
+        why = ("no other block shares a case shape with identity" if has_identity
+               else "this run has no `identity` baseline case")
+        return Section("deltas", "Deltas against identity", intro=intro, notes=(f"No delta table: {why}.",))
+    deltas = deltas.assign(
+        _case=[case_text(row) for _, row in deltas.iterrows()],
+        _order=list(zip(deltas["channels"].astype(float), deltas["positions"].astype(float),
+                        deltas["batch"].astype(float).fillna(1.0))),
+        _label=[block_label(r["block"], r["options"], r["run"] if several else None) for _, r in deltas.iterrows()],
+    )
+    case_order = [c for _, c in sorted({(o, c) for o, c in zip(deltas["_order"], deltas["_case"])})]
+    tables = []
+    for m in METRICS:
+        values = deltas[f"{m.name}_delta"]
+        if not values.notna().any():
+            continue
+        taken = deltas[f"{m.name}_block"].notna() | (deltas["status"] != STATUS_OK)
+        # Latency stays in ms; counts and bytes get a decimal prefix.
+        prefix = (1.0, "", "") if m.sampled else pick_prefix(values)
+        unit_text = prefixed_unit(prefix, m.unit)
+        quantity = f"Δ {m.title}{' (median)' if m.sampled else ''} vs identity"
+        cells: dict[str, dict[str, Cell]] = {}
+        for _, row in deltas.loc[taken].iterrows():
+            if row["status"] != STATUS_OK:
+                value: Cell = _status_cell(row["status"])
+            elif row["identity_status"] != STATUS_OK:
+                value = f"identity {_status_cell(row['identity_status'])}"
+            else:
+                value = float(row[f"{m.name}_delta"])
+            cells.setdefault(row["_label"], {})[row["_case"]] = value
+        used = [c for c in case_order if any(c in v for v in cells.values())]
+        rows = [[label, *[cells[label].get(c, "") for c in used]] for label in cells]
+        spec = [text_column(f"block (cells: {unit_text})"),
+                *[number_column(c, style="signed", scale=prefix[0]) for c in used]]
+        tables.append(_table(f"{quantity} [{unit_text}]", spec, rows))
+    notes = ("Latency deltas are differences of medians; memory deltas of peaks. A failed case shows its status ("
+             + ", ".join(_status_cell(s) for s in FAILED_STATUSES) + ") instead of a number.",)
+    return Section("deltas", "Deltas against identity", intro=intro, notes=notes, tables=tuple(tables))
+
+
+def failure_section(sweep: pd.DataFrame, several: bool) -> Section:
+    intro = "Cases that did not finish are data: where each block stops fitting in memory or time."
+    failed = failed_cases(sweep)
+    if failed.empty:
+        return Section("failures", "Failures and limits", intro=intro,
+                       notes=(f"All {len(sweep)} cases finished (no out-of-memory, timeout, error or skip).",))
+    limits = memory_limits(sweep)
+    limit_spec = [*_run_column(several), text_column("block"), text_column("channels"),
+                  text_column("largest ok size"), number_column("largest ok N"), text_column("first failed size"),
+                  number_column("first failed N"), text_column("status"), number_column("failed cases", style="integer")]
+    limit_rows = [[*_run_cell(row, several),
+                   block_label(row["block"], row["options"]), f"C{int(as_float(row['channels']))}",
+                   row["largest_ok_size"] or "none", as_float(row["largest_ok_positions"]), row["first_failed_size"],
+                   as_float(row["first_failed_positions"]),
+                   STATUS_TEXT.get(row["first_failed_status"], row["first_failed_status"]), row["n_failed"]]
+                  for _, row in limits.iterrows()]
+    limit_table = _table("Limits: the largest size each block ran at, and the first that failed", limit_spec,
+                         limit_rows)
+    case_spec = [*_run_column(several), text_column("block"), text_column("case"), text_column("status"),
+                 text_column("error (first line)")]
+    case_rows = [[*_run_cell(row, several), block_label(row["block"], row["options"]), case_text(row),
+                  str(row["status"]), first_line(row.get("error"))] for _, row in failed.iterrows()]
+    case_table = _table("Failed cases", case_spec, case_rows)
+    counts = {STATUS_TEXT.get(k, k): v for k, v in failed["status"].value_counts().to_dict().items()}
+    notes = (f"{len(failed)} of {len(sweep)} cases failed: {prose.counts_text(counts)}.",)
+    return Section("failures", "Failures and limits", intro=intro, notes=notes, tables=(limit_table, case_table))
+
+
+def counter_section(counters: pd.DataFrame, several: bool) -> Section:
+    intro = ("Our audited MAC count beside fvcore's and ptflops' on the same module and input. A ratio "
+             "below 1 means the tool counts fewer multiply-adds than happen (it undercounts, usually by "
+             "skipping operators it has no formula for, e.g. FFTs, matmuls or softmax); above 1, it overcounts.")
+    if counters.empty:
+        return Section("counters", "Counter comparison", intro=intro,
+                       notes=("No case has fvcore or ptflops counts (add \"counters\" to the suite's measure).",))
+    prefix = pick_prefix(pd.concat([counters["macs"], counters["fvcore_macs"], counters["ptflops_macs"]]))
+    unit = f"{prefix[1]} = {prefix[2]}" if prefix[1] else "MACs"
+    rows = []
+    for (run, block, options), group in counters.groupby(["run", "block", "options"], sort=True, dropna=False):
+        largest = group.sort_values(["positions", "channels"], kind="stable").iloc[-1]
+
+        def span(column: str) -> str:
+            values = group[column].dropna()
+            return f"{num(values.min())}–{num(values.max())}" if len(values) else "—"
+
+        ops = sorted({op for ops_ in group["uncounted_ops"] for op in (ops_ or [])})
+        rows.append(([str(run)] if several else []) + [
+            block_label(block, options), case_text(largest), as_float(largest["macs"]),
+            as_float(largest["fvcore_macs"]), as_float(largest["fvcore_ratio"]),
+            as_float(largest["ptflops_macs"]), as_float(largest["ptflops_ratio"]),
+            span("fvcore_ratio"), span("ptflops_ratio"), ", ".join(ops) or "none"])
+    spec = [*_run_column(several), text_column("block"), text_column("case (largest)"),
+            number_column("ours MACs", unit, scale=prefix[0]), number_column("fvcore MACs", unit, scale=prefix[0]),
+            number_column("fvcore / ours"), number_column("ptflops MACs", unit, scale=prefix[0]),
+            number_column("ptflops / ours"), text_column("fvcore / ours, all sizes"),
+            text_column("ptflops / ours, all sizes"), text_column("ops our counter has no formula for")]
+    return Section("counters", "Counter comparison", intro=intro,
+                   tables=(_table("MACs: nlbench vs fvcore vs ptflops", spec, rows),))
+
+
+# ----------------------------------------------------------------------------------
+# Paper table, probes, receptive fields
+# ----------------------------------------------------------------------------------
+
+
+def paper_section(sweep: pd.DataFrame, table: Any, run: str, several: bool) -> Section:
+    comparison = paper_comparison(sweep, table)
+    giga = float(table.giga)
+    g_text = "2³⁰" if giga == 2.0**30 else f"{giga:g}"
+    rows = [[row["input"], row["block"], row["maps"], as_float(row["paper_gmacs"]), as_float(row["ours_gmacs"]),
+             as_float(row["gmacs_rel_error"]), as_float(row["paper_params_m"]), as_float(row["ours_params_m"]),
+             as_float(row["params_rel_error"]), as_float(row["ours_gflops_1e9"])]
+            for _, row in comparison.iterrows()]
+    spec = [text_column("input"), text_column("block"), text_column("maps summed"),
+            number_column("paper GMACs", f"G = {g_text}"), number_column("ours GMACs", f"G = {g_text}"),
+            number_column("GMACs rel. error", style="signed_percent"), number_column("paper params", "M = 10⁶"),
+            number_column("ours params", "M = 10⁶"), number_column("params rel. error", style="signed_percent"),
+            number_column("ours GFLOPs", "2·MACs / 10⁹")]
+    intro = (f"{table.title}. The paper's \"GFLOPs\" are multiply-adds divided by G = {g_text} "
+             f"(so they are GMACs in our terms); our cost sums the blocks the paper inserted, one per map. "
+             f"Params in millions (10⁶). Relative error = (ours − paper) / paper.")
+    missing = int(comparison["ours_gmacs"].isna().sum())
+    notes = (f"{missing} row(s) lack a measurement (cases missing or failed): shown as —.",) if missing else ()
+    key = "paper" if not several else f"paper-{run}"
+    return Section(key, "Paper-table comparison" + (f" [{run}]" if several else ""), intro=intro, notes=notes,
+                   tables=(_table(table.title, spec, rows),))
+
+
+def receptive_field_section(fields: pd.DataFrame) -> Section:
+    """How far each block lets the probe network see: the share of input pixels that
+    reach the centre output, the effective radius, and the heat maps."""
+    rows, panels = [], []
+    for _, row in fields.sort_values(["task", "fraction_reached"], ascending=[True, False], kind="stable").iterrows():
+        fraction = as_float(row["fraction_reached"])
+        rows.append([str(row["task"]), str(row["block"]), fraction, as_float(row["erf_radius"]),
+                     as_float(row["reach_radius"]), as_float(row["backbone_rf"])])
+        if isinstance(row.get("heatmap"), list):
+            panels.append((f"{row['block']} ({100 * fraction:.0f} %)", row["heatmap"]))
+    spec = [text_column("task"), text_column("block"), number_column("input pixels reached", style="percent"),
+            number_column("ERF radius (px, 95 % of |grad|)", style="fixed"),
+            number_column("reach radius (px)", style="integer"), number_column("backbone RF (px)", style="integer")]
+    intro = ("Gradient of the centre position of the map the head pools, with respect to the input image, in "
+             "the probe network with the block's parameters perturbed from their identity initialisation. "
+             "A block that gives global context reaches every pixel; the backbone alone reaches only its "
+             "receptive field.")
+    plots = (heatmap_plot_data("receptive-fields", "Receptive fields", tuple(panels)),) if panels else ()
+    return Section("receptive-fields", "Receptive fields", intro=intro,
+                   tables=(_table("Receptive field in the probe network", spec, rows),), plots=plots)
+
+
+def probe_section(probes: pd.DataFrame, several: bool) -> Section:
+    summary = probe_summary(probes)
+    prefix = pick_prefix(summary["macs"])
+    mac_unit = f"{prefix[1]} = {prefix[2]}" if prefix[1] else ""
+    tables = []
+    for (run, task), group in summary.groupby(["run", "task"], sort=True, dropna=False):
+        rows = []
+        for _, row in group.sort_values("accuracy_mean", ascending=False, kind="stable").iterrows():
+            mean, std = as_float(row["accuracy_mean"]), as_float(row["accuracy_std"])
+            accuracy = "—" if not math.isfinite(mean) else (
+                f"{mean:.3f} ± {std:.3f}" if math.isfinite(std) else f"{mean:.3f} (1 seed)")
+            rows.append([block_label(row["block"], row["options"]), accuracy, row["n_seeds"], row["n_failed"],
+                         as_float(row["macs"]), as_float(row["params"]), as_float(row["steps"]),
+                         as_float(row["steps_per_s_median"]), "yes" if row["pareto"] else ""])
+        spec = [text_column("block"), text_column("accuracy (mean ± std over seeds)"),
+                number_column("seeds", style="integer"), number_column("failed seeds", style="integer"),
+                number_column("MACs", mac_unit, scale=prefix[0]), number_column("params"), number_column("steps"),
+                number_column("steps/s (median)"), text_column("Pareto-optimal")]
+        title = f"Probe '{task}'" + (f" [{run}]" if several else "")
+        tables.append(_table(title, spec, rows))
+    intro = ("Short training probes: test accuracy (fraction correct, mean ± sample std over seeds) next to "
+             "the probe network's MACs for one image. Pareto-optimal: no other block is at least as accurate "
+             "with fewer MACs.")
+    return Section("probes", "Probe results", intro=intro, tables=tuple(tables),
+                   plots=pareto_plot_data(summary, several_runs=several))
+
+
+# ----------------------------------------------------------------------------------
+# Latency noise, run comparison
+# ----------------------------------------------------------------------------------
+
+
+def noise_section(sweep: pd.DataFrame) -> Section:
+    rule = f"IQR/median > {NOISY_IQR_OVER_MEDIAN:.0%}".replace("%", " %")
+    intro = (f"Latency is reported as the median and IQR of raw samples. A case carries a warning when its {rule} "
+             f"(the noise rule of nlbench.vocabulary, stored with the case); only cases with a median ≥ "
+             f"{NOISE_MIN_MS:g} ms are judged (below that, timer resolution dominates).")
+    noise = latency_noise(sweep)
+    if noise.empty:
+        return Section("noise", "Latency noise", intro=intro, notes=("Latency was not measured in this run.",))
+    rows = [[metric(row["metric"]).title, row["n_cases"], row["n_timed"], row["n_noisy"], row["noisy_fraction"]]
+            for _, row in noise.iterrows()]
+    spec = [text_column("latency"), number_column("cases measured", style="integer"),
+            number_column(f"cases ≥ {NOISE_MIN_MS:g} ms", style="integer"),
+            number_column(f"noisy: {rule}", style="integer"), number_column("noisy fraction", style="percent")]
+    tables = [_table("Noisy cases", spec, rows)]
+    worst = noisiest_cases(sweep)
+    if len(worst):
+        worst_spec = [text_column("block"), text_column("case"), number_column("median", "ms"),
+                      number_column("IQR", "ms"), number_column("IQR / median", style="percent")]
+        tables.append(_table("Noisiest forward-latency cases", worst_spec,
+                             [[block_label(r["block"], r["options"]), case_text(r), r["median"], r["iqr"], r["noise"]]
+                              for _, r in worst.iterrows()]))
+    notes = tuple(f"Warning: {int(r['n_noisy'])} of {int(r['n_timed'])} {metric(r['metric']).title} cases are noisy "
+                  f"({rule}): treat their latency fits and crossovers with care."
+                  for _, r in noise.loc[noise["noisy_fraction"] > 0].iterrows())
+    return Section("noise", "Latency noise", intro=intro, notes=notes, tables=tuple(tables))
+
+
+def comparison_section(sweep: pd.DataFrame, order: Sequence[str]) -> Section:
+    intro = ("Each later run (candidate) against the first (baseline), per case matched on block, options, "
+             "channels, H, W, frames, batch and dtype (not device). Ratio = candidate median / baseline median; "
+             "p from a two-sided Mann-Whitney U test on the raw samples; verdict at α = 0.05.")
+    baseline = sweep.loc[sweep["run"] == order[0]]
+    spec = [text_column("block"), text_column("case"), text_column("latency"), text_column("device base → cand"),
+            number_column("baseline median", "ms"), number_column("baseline IQR", "ms"),
+            number_column("candidate median", "ms"), number_column("candidate IQR", "ms"),
+            number_column("ratio cand / base"), text_column("samples base / cand"),
+            number_column("p (Mann-Whitney U)"), text_column("verdict")]
+    tables, notes = [], []
+    for candidate_run in order[1:]:
+        result = compare_runs(baseline, sweep.loc[sweep["run"] == candidate_run])
+        if result.empty:
+            notes.append(f"{candidate_run} vs {order[0]}: no matching case with latency measurements.")
+            continue
+        notes.append(f"{candidate_run} vs {order[0]}: {prose.counts_text(result['verdict'].value_counts().to_dict())}.")
+        rows = []
+        for _, row in result.head(MAX_COMPARE_ROWS).iterrows():
+            rows.append([block_label(row["block"], row["options"]), case_text(row), metric(row["metric"]).title,
+                         f"{_text(row['device_baseline'])} → {_text(row['device_candidate'])}",
+                         row["baseline_median_ms"], row["baseline_iqr_ms"], row["candidate_median_ms"],
+                         row["candidate_iqr_ms"], row["ratio"], f"{row['n_baseline']} / {row['n_candidate']}",
+                         row["p_value"], str(row["verdict"])])
+        if len(result) > MAX_COMPARE_ROWS:
+            notes.append(f"Showing the first {MAX_COMPARE_ROWS} of {len(result)} comparisons.")
+        tables.append(_table(f"{candidate_run} (candidate) vs {order[0]} (baseline)", spec, rows))
+    if any(("too few samples" in n) for n in notes):
+        notes.append("\"too few samples\": with n samples per side a Mann-Whitney test cannot reach p < 0.05 "
+                     "(e.g. 3 vs 3: the smallest possible p is 0.1); raise latency.min_samples.")
+    return Section("comparison", "Run comparison", intro=intro, notes=tuple(notes), tables=tuple(tables))
+
+
+def summary_section(findings: Sequence[str]) -> Section:
+    return Section("summary", "Summary", intro="What to take away, computed from the stored results:",
+                   notes=tuple(findings))
