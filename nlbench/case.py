@@ -16,6 +16,14 @@ if TYPE_CHECKING:  # torch is imported where tensors are made, so suites and rep
 DTYPE_BYTES: Mapping[str, int] = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
 
 
+def stable_id(identity: Mapping[str, Any]) -> str:
+    """A stable identity for a JSON-friendly mapping: the first 16 hex digits of the
+    SHA-256 of its canonical JSON (sorted keys). Every record identity in the store is
+    made this way (:attr:`Case.case_id`, the probes' identities)."""
+    canonical = json.dumps(dict(identity), sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
 def torch_dtype(name: str) -> "torch.dtype":
     """The torch dtype of a case's dtype name."""
     import torch
@@ -66,9 +74,8 @@ class Case:
 
     @property
     def case_id(self) -> str:
-        """A stable identity: the hash of the case's canonical JSON."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, default=str)
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        """A stable identity: the hash of the case's canonical JSON (:func:`stable_id`)."""
+        return stable_id(self.to_dict())
 
     @property
     def label(self) -> str:

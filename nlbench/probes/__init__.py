@@ -1,51 +1,77 @@
 """Training-accuracy probes: short, seeded trainings on tasks that only long-range
 interaction solves, and a gradient receptive-field check, to show whether a block
-delivers global context next to what it costs. Importing builds nothing."""
+delivers global context next to what it costs. Importing builds nothing.
 
-from nlbench.probes.probe import (
+- :mod:`~nlbench.probes.tasks`: the task data (generated or read from local files);
+- :mod:`~nlbench.probes.network`: the probe network and its backbone's receptive field;
+- :mod:`~nlbench.probes.config`: the training budget (presets) and a block × seed's identity;
+- :mod:`~nlbench.probes.training`: training and measuring one block × seed;
+- :mod:`~nlbench.probes.runs`: blocks × seeds, in memory or into the results store (resumable);
+- :mod:`~nlbench.probes.receptive_field`: which input pixels reach one output position.
+"""
+
+from nlbench.probes.config import (
     DEFAULT_CONFIG,
     PRESETS,
     QUICK_CONFIG,
-    CurvePoint,
+    TASK_ALIASES,
+    ProbeCase,
     ProbeConfig,
-    ProbeEvent,
-    ProbeNet,
-    ProbeResult,
-    ProbeSummary,
-    ReceptiveField,
-    aggregate,
-    backbone_receptive_field,
-    build_probe_net,
+    canonical_task,
     probe_config,
-    run_probe,
-    train_probe,
 )
+from nlbench.probes.network import ProbeNet, ReceptiveField, backbone_receptive_field, build_probe_net, feature_size
 from nlbench.probes.receptive_field import ReceptiveFieldResult, receptive_field_probe, save_heatmap
+from nlbench.probes.runs import (
+    ProbeRun,
+    ProbeSummary,
+    StepCallback,
+    aggregate,
+    config_from_manifest,
+    pending_probe_cases,
+    probe_cases,
+    resume_probe_arguments,
+    run_probe,
+    run_probe_into,
+    start_probe_run,
+)
 from nlbench.probes.tasks import TASKS, Split, TaskData, load_cifar, make_task
+from nlbench.probes.training import CurvePoint, ProbeResult, train_probe
 
 __all__ = [
     "DEFAULT_CONFIG",
     "PRESETS",
     "QUICK_CONFIG",
     "TASKS",
+    "TASK_ALIASES",
     "CurvePoint",
+    "ProbeCase",
     "ProbeConfig",
-    "ProbeEvent",
     "ProbeNet",
     "ProbeResult",
+    "ProbeRun",
     "ProbeSummary",
     "ReceptiveField",
     "ReceptiveFieldResult",
     "Split",
+    "StepCallback",
     "TaskData",
     "aggregate",
     "backbone_receptive_field",
     "build_probe_net",
+    "canonical_task",
+    "config_from_manifest",
+    "feature_size",
     "load_cifar",
     "make_task",
+    "pending_probe_cases",
+    "probe_cases",
     "probe_config",
     "receptive_field_probe",
+    "resume_probe_arguments",
     "run_probe",
+    "run_probe_into",
     "save_heatmap",
+    "start_probe_run",
     "train_probe",
 ]

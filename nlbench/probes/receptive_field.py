@@ -1,6 +1,6 @@
 """Receptive-field probe: which input pixels can change one output position?
 
-The probe network (:class:`~nlbench.probes.probe.ProbeNet`) with a block after its stem
+The probe network (:class:`~nlbench.probes.network.ProbeNet`) with a block after its stem
 is differentiated at the centre position of the block's output (or of the feature map
 just before global pooling) with respect to the input image. Where the gradient is
 zero the pixel cannot influence that position. A local block reaches a small window
@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from nlbench.probes.probe import ProbeNet, backbone_receptive_field, build_probe_net, reorthogonalizers
+from nlbench.probes.network import ProbeNet, backbone_receptive_field, build_probe_net, reorthogonalizers
+from nlbench.vocabulary import KIND_RECEPTIVE_FIELD
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,7 +63,7 @@ class ReceptiveFieldResult:
     def to_record(self) -> dict[str, Any]:
         """The scalar facts (no heat map) as a JSON-friendly dict."""
         return {
-            "kind": "receptive_field",
+            "kind": KIND_RECEPTIVE_FIELD,
             "block": self.block,
             "target": self.target,
             "height": self.image_size[0],

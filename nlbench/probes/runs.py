@@ -1,29 +1,144 @@
-"""Probe runs in the results store: each block × seed result is appended as it
-finishes, so an interrupted probe keeps what it trained and ``--resume`` trains only
-what is missing. Records load with :func:`nlbench.store.load` (``kind == "probe"``)."""
+"""Probe runs: every block × seed trained on one shared data set, and — in the results
+store — each result appended as it finishes, so an interrupted probe keeps what it
+trained and ``--resume`` trains only what is missing. Records load with
+:func:`nlbench.store.load` (``kind`` "probe" and "receptive_field").
+
+Runs are created by :func:`nlbench.store.create_run` with a manifest carrying the
+environment fingerprint, as sweeps are; records are keyed by :class:`ProbeCase`
+identities (the sweep's hashing); progress is reported with the sweep's callback
+shape (:data:`nlbench.progress.ProgressCallback`).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-from dataclasses import dataclass
+import statistics
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from nlbench import store
-from nlbench.probes.probe import ProbeConfig, ProbeEvent, ProbeResult, run_probe
+from nlbench.measure.run_case import classify_failure
+from nlbench.probes.config import ProbeCase, ProbeConfig, record_id
+from nlbench.probes.tasks import TaskData
+from nlbench.probes.training import CurvePoint, ProbeResult, train_probe
+from nlbench.progress import ProgressCallback
+from nlbench.vocabulary import KIND_PROBE, KIND_RECEPTIVE_FIELD, STATUS_OK
 
-TASK_ALIASES = {"same-pair": "same_pair", "long-range": "same_pair"}
+StepCallback = Callable[[ProbeCase, CurvePoint], None]
+"""Called while a block × seed trains, with every learning-curve point as it is logged."""
+
+__all__ = [
+    "ProbeRun", "ProbeSummary", "StepCallback", "aggregate", "config_from_manifest", "pending_probe_cases",
+    "probe_cases", "receptive_field_id", "receptive_field_record", "resume_probe_arguments", "run_probe",
+    "run_probe_into", "start_probe_run",
+]
 
 
-def canonical_task(name: str) -> str:
-    """The task's registry name (``same-pair`` and ``long-range`` mean ``same_pair``)."""
-    return TASK_ALIASES.get(name, name.replace("-", "_"))
+# ------------------------------------------------------------------------- in memory
 
 
-def probe_case_id(task: str, block: str, options: str, seed: int) -> str:
-    """The store identity of one block × seed probe."""
-    return f"probe:{task}:{block}:{options}:{seed}"
+def probe_cases(config: ProbeConfig, blocks: Sequence[str] | str, *, seeds: Sequence[int] | None = None,
+                block_options: Mapping[str, Mapping[str, Any]] | None = None) -> list[ProbeCase]:
+    """Every block (names or wildcards, e.g. ``"all"``) × seed (default
+    ``config.seeds``), block by block. ``block_options`` maps a block name to its options."""
+    from nlbench.blocks import resolve_blocks
+
+    names = resolve_blocks(blocks if isinstance(blocks, str) else list(blocks))
+    seeds = tuple(config.seeds if seeds is None else seeds)
+    if not seeds:
+        raise ValueError("run_probe: no seeds given")
+    options = dict(block_options or {})
+    stray = sorted(set(options) - set(names))
+    if stray:
+        raise ValueError(f"run_probe: block_options name blocks that are not probed: {', '.join(stray)}")
+    return [config.probe_case(block, seed, options.get(block)) for block in names for seed in seeds]
+
+
+def _train(config: ProbeConfig, case: ProbeCase, task: TaskData, on_step: StepCallback | None) -> ProbeResult:
+    on_point = None if on_step is None else (lambda point: on_step(case, point))
+    return train_probe(config, case.block, case.seed, task=task, block_options=case.options, on_point=on_point)
+
+
+def run_probe(
+    config: ProbeConfig,
+    blocks: Sequence[str] | str,
+    *,
+    seeds: Sequence[int] | None = None,
+    progress: ProgressCallback[ProbeCase] | None = None,
+    on_step: StepCallback | None = None,
+    block_options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[ProbeResult]:
+    """Train and measure every block × seed (:func:`probe_cases`) on one shared data
+    set, in memory; failures are returned as failed results and the run goes on.
+
+    ``progress(case, record, index, total)`` follows each finished block × seed (the
+    record is :meth:`ProbeResult.to_record`); ``on_step(case, point)`` follows its training.
+    """
+    cases = probe_cases(config, blocks, seeds=seeds, block_options=block_options)
+    task = config.make_task()
+    results: list[ProbeResult] = []
+    for index, case in enumerate(cases, start=1):
+        result = _train(config, case, task, on_step)
+        results.append(result)
+        if progress:
+            progress(case, result.to_record(), index, len(cases))
+    return results
+
+
+@dataclass(frozen=True)
+class ProbeSummary:
+    """A block's results over seeds: accuracy mean and sample standard deviation
+    (None with fewer than two successful seeds), and its cost."""
+
+    task: str
+    block: str
+    n_seeds: int
+    n_ok: int
+    accuracy_mean: float | None
+    accuracy_std: float | None
+    accuracies: tuple[float, ...]
+    steps_per_s_mean: float | None
+    params: int | None
+    macs: int | None
+    errors: tuple[str, ...] = ()
+
+    def to_record(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["accuracies"] = list(self.accuracies)
+        record["errors"] = list(self.errors)
+        return record
+
+
+def aggregate(results: Iterable[ProbeResult]) -> list[ProbeSummary]:
+    """Mean ± std of accuracy over seeds per (task, block), in first-seen order."""
+    groups: dict[tuple[str, str], list[ProbeResult]] = {}
+    for result in results:
+        groups.setdefault((result.task, result.block), []).append(result)
+    summaries = []
+    for (task, block), group in groups.items():
+        ok = [r for r in group if r.status == STATUS_OK and r.accuracy is not None]
+        accuracies = tuple(r.accuracy for r in ok if r.accuracy is not None)
+        speeds = [r.steps_per_s for r in ok if r.steps_per_s is not None]
+        summaries.append(
+            ProbeSummary(
+                task=task,
+                block=block,
+                n_seeds=len(group),
+                n_ok=len(ok),
+                accuracy_mean=statistics.fmean(accuracies) if accuracies else None,
+                accuracy_std=statistics.stdev(accuracies) if len(accuracies) >= 2 else None,
+                accuracies=accuracies,
+                steps_per_s_mean=statistics.fmean(speeds) if speeds else None,
+                params=next((r.params for r in group if r.params is not None), None),
+                macs=next((r.macs for r in group if r.macs is not None), None),
+                errors=tuple(f"seed {r.seed}: {r.error}" for r in group if r.error),
+            )
+        )
+    return summaries
+
+
+# ------------------------------------------------------------------------- in the store
 
 
 @dataclass(frozen=True)
@@ -35,82 +150,106 @@ class ProbeRun:
     already_done: int
 
 
-def start_probe_run(config: ProbeConfig, out_root: Path, blocks: list[str]) -> Path:
-    """A new ``out_root/probe-<task>-<timestamp>`` run with its manifest."""
+def start_probe_run(config: ProbeConfig, out_root: Path, blocks: Sequence[str], *,
+                    plugins: Sequence[str] = ()) -> Path:
+    """A new ``out_root/probe-<task>-<timestamp>`` run (through the store) with its
+    manifest: the config, blocks and plugins, and the environment fingerprint of the
+    config's device, as a sweep's."""
     from nlbench.environment import fingerprint
-    from nlbench.sweep import new_run_dir
 
-    run_dir = new_run_dir(out_root, f"probe-{config.task.replace('_', '-')}")
-    run_dir.mkdir(parents=True)
-    store.write_manifest(run_dir, {
-        "run_id": run_dir.name,
-        "kind": "probe",
+    return store.create_run(out_root, f"probe-{config.task.replace('_', '-')}", {
+        "kind": KIND_PROBE,
         "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "suite": f"probe-{config.task}",
         "probe_config": config.to_dict(),
-        "blocks": blocks,
-        "environment": fingerprint("cpu"),
+        "blocks": list(blocks),
+        "plugins": list(plugins),
+        "environment": fingerprint(config.device),
+        "dtypes": [config.dtype],
+        "threads": config.threads,
     })
-    return run_dir
 
 
 def config_from_manifest(run_dir: Path) -> tuple[ProbeConfig, list[str]]:
-    """The config and blocks a probe run was started with (for ``--resume``)."""
+    """The config and blocks a probe run was started with."""
+    config, blocks, _ = resume_probe_arguments(run_dir)
+    return config, blocks
+
+
+def resume_probe_arguments(run_dir: Path) -> tuple[ProbeConfig, list[str], list[str]]:
+    """The config, blocks and plugins a probe run was started with (for ``--resume``)."""
     manifest = store.read_manifest(run_dir)
-    if manifest.get("kind") != "probe":
+    if manifest.get("kind") != KIND_PROBE:
         raise store.StoreError(f"{run_dir}: not a probe run")
-    fields: dict[str, Any] = dict(manifest["probe_config"])
-    fields["seeds"] = tuple(fields["seeds"])
-    fields["task_options"] = tuple(sorted(fields.get("task_options", {}).items()))
-    return ProbeConfig(**fields), list(manifest["blocks"])
+    plugins = list(manifest.get("plugins") or [])
+    return ProbeConfig.from_dict(manifest["probe_config"]), list(manifest["blocks"]), plugins
 
 
-def run_probe_into(run_dir: Path, config: ProbeConfig, blocks: Sequence[str],
-                   progress: Callable[[ProbeEvent], None] | None = None) -> ProbeRun:
-    """Train every block × seed not yet in ``run_dir``; append each result when done."""
-    done = store.finished_case_ids(run_dir)
-    trained = skipped = 0
-    for block in blocks:
-        seeds = [s for s in config.seeds if probe_case_id(config.task, block, "{}", s) not in done]
-        skipped += len(config.seeds) - len(seeds)
-        if not seeds:
-            continue
-
-        def on_event(event: ProbeEvent) -> None:
-            if event.kind == "done" and event.result is not None:
-                store.append_record(run_dir, result_record(event.result))
-            if progress:
-                progress(event)
-
-        trained += len(run_probe(config, [block], seeds=seeds, progress_callback=on_event))
-        if receptive_field_id(config.task, block) not in done:
-            store.append_record(run_dir, receptive_field_record(config, block))
-    return ProbeRun(run_dir, trained, skipped)
+def pending_probe_cases(run_dir: Path, config: ProbeConfig, blocks: Sequence[str]) -> list[ProbeCase]:
+    """The block × seeds of ``config`` that ``run_dir`` holds no result for yet, block by block."""
+    return _pending(store.finished_case_ids(run_dir), config, blocks)
 
 
-def receptive_field_id(task: str, block: str) -> str:
+def _pending(done: set[str], config: ProbeConfig, blocks: Sequence[str]) -> list[ProbeCase]:
+    cases = (config.probe_case(block, seed) for block in blocks for seed in config.seeds)
+    return [case for case in cases if case.case_id not in done]
+
+
+def run_probe_into(run_dir: Path, config: ProbeConfig, blocks: Sequence[str], *,
+                   progress: ProgressCallback[ProbeCase] | None = None,
+                   on_step: StepCallback | None = None) -> ProbeRun:
+    """Train every block × seed not yet in ``run_dir`` (:func:`pending_probe_cases`),
+    appending each result when done, and each block's receptive field after its seeds.
+    The run directory is held with the store's one-writer lock meanwhile.
+
+    ``progress(case, record, index, total)`` follows each stored result; ``index``
+    and ``total`` count the block × seeds this call trains.
+    """
+    with store.writer_lock(run_dir):
+        done = store.finished_case_ids(run_dir)
+        todo = _pending(done, config, blocks)
+        fields = [block for block in blocks if receptive_field_id(config, block) not in done]
+        already_done = len(blocks) * len(config.seeds) - len(todo)
+        if not todo and not fields:
+            return ProbeRun(run_dir, 0, already_done)
+        task = config.make_task()
+        index = 0
+        for block in blocks:
+            for case in (case for case in todo if case.block == block):
+                index += 1
+                record = _train(config, case, task, on_step).to_record()
+                store.append_record(run_dir, record)
+                if progress:
+                    progress(case, record, index, len(todo))
+            if block in fields:
+                store.append_record(run_dir, receptive_field_record(config, block, task=task))
+    return ProbeRun(run_dir, len(todo), already_done)
+
+
+def receptive_field_id(config: ProbeConfig, block: str) -> str:
     """The store identity of a block's receptive-field measurement in a probe run."""
-    return f"rf:{task}:{block}"
+    return record_id(KIND_RECEPTIVE_FIELD, config.block_case(block), task=config.task)
 
 
-def receptive_field_record(config: ProbeConfig, block: str) -> dict[str, Any]:
+def receptive_field_record(config: ProbeConfig, block: str, *, task: TaskData | None = None) -> dict[str, Any]:
     """The receptive field of ``block`` in the probe backbone (perturbed, untrained):
-    what the head sees of the input from the centre position, with its heat map."""
+    what the head sees of the input from the centre position, with its heat map.
+    The input channels are the task's (``task`` defaults to ``config.make_task()``).
+    A block that cannot be measured gives a failed record, not an exception."""
     from nlbench.probes.receptive_field import receptive_field_probe
 
-    in_channels = 3 if config.task.startswith("cifar") else 1
-    result = receptive_field_probe(block, channels=config.channels, image_size=config.image_size,
-                                   in_channels=in_channels, stage=config.stage, target="features")
+    task = config.make_task() if task is None else task
+    identity = {"case_id": receptive_field_id(config, block), "task": config.task}
+    try:
+        result = receptive_field_probe(block, channels=config.channels, image_size=config.image_size,
+                                       in_channels=task.in_channels, stage=config.stage, target="features")
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:
+        return {"kind": KIND_RECEPTIVE_FIELD, "block": block, **identity, "status": classify_failure(exc),
+                "error": f"{type(exc).__name__}: {exc}"}
     record = result.to_record()
     # 3 significant digits, not fixed decimals: the heat map is drawn on a log scale.
     heatmap = [[float(f"{v:.3g}") for v in row] for row in result.heatmap]
-    record.update(case_id=receptive_field_id(config.task, block), task=config.task, status="ok", heatmap=heatmap)
-    return record
-
-
-def result_record(result: ProbeResult) -> dict[str, Any]:
-    """The store record of one probe result, with its case identity."""
-    record = result.to_record()
-    options = json.dumps(json.loads(record["options"]), sort_keys=True)
-    record["case_id"] = probe_case_id(result.task, result.block, options, result.seed)
+    record.update(identity, status=STATUS_OK, heatmap=heatmap)
     return record

@@ -27,9 +27,11 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from nlbench.probes.network import backbone_receptive_field
+
 # The stem of the probe network (two 3×3 convolutions, the first at stride 2) sees a
-# 7×7 window of the input: see nlbench.probes.probe.backbone_receptive_field.
-STEM_RECEPTIVE_FIELD = 7
+# 7×7 window of the input; the default task geometry keeps its patterns apart by that.
+STEM_RECEPTIVE_FIELD = backbone_receptive_field(1).size
 
 
 @dataclass(frozen=True, eq=False)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from nlbench.blocks import list_blocks
-from nlbench.probes.probe import backbone_receptive_field, build_probe_net
+from nlbench.probes.network import backbone_receptive_field, build_probe_net
 from nlbench.probes.receptive_field import receptive_field_probe, save_heatmap
 
 

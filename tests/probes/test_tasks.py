@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from nlbench.probes.probe import backbone_receptive_field
+from nlbench.probes.network import backbone_receptive_field
 from nlbench.probes.tasks import (
     STEM_RECEPTIVE_FIELD,
     load_cifar,

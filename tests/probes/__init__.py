@@ -1,0 +1,2 @@
+"""Tests of nlbench.probes (a package, so its module names cannot clash with same-named
+test files elsewhere under tests/)."""

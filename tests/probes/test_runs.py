@@ -1,0 +1,196 @@
+"""Probe runs: blocks × seeds in memory (the quick run, failures as data, aggregation,
+the sweep's progress shape) and in the store (results appended per block × seed,
+receptive fields recorded, resume trains nothing twice, the manifest, the CLI and the
+report show them)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from nlbench import cli, store
+from nlbench.probes import (
+    QUICK_CONFIG,
+    ProbeConfig,
+    ProbeResult,
+    aggregate,
+    canonical_task,
+    config_from_manifest,
+    pending_probe_cases,
+    probe_config,
+    resume_probe_arguments,
+    run_probe,
+    run_probe_into,
+    start_probe_run,
+)
+
+TINY = dict(steps=3, batch_size=8, n_train=32, n_test=16, seeds=(0, 1), warmup_steps=1, log_every=1)
+
+RECORD_KEYS = {
+    "kind", "task", "block", "seed", "accuracy", "steps", "macs", "params", "steps_per_s",
+    "learning_curve", "status", "error",
+}
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "console", Console(width=240))
+
+
+# ------------------------------------------------------------------------- in memory
+
+
+def test_quick_probe_runs_identity_and_local() -> None:
+    events = []
+    results = run_probe(QUICK_CONFIG, ["identity", "local"],
+                        progress=lambda case, record, index, total: events.append(("done", case, record, index, total)),
+                        on_step=lambda case, point: events.append(("step", case, point)))
+    assert [(r.block, r.seed) for r in results] == [("identity", 0), ("local", 0)]
+    identity, local = results
+    for result in results:
+        assert result.status == "ok", result.error
+        assert result.task == "same_pair" and result.steps == QUICK_CONFIG.steps
+        assert 0.0 <= result.accuracy <= 1.0
+        assert result.steps_per_s > 0 and result.params > 0 and result.macs > 0
+        assert result.flops == 2 * result.macs or result.flops == 2 * result.macs - 1
+        assert result.learning_curve[-1].step == QUICK_CONFIG.steps
+        assert result.learning_curve[-1].test_accuracy == result.accuracy
+        assert all(math.isfinite(p.train_loss) for p in result.learning_curve)
+        record = result.to_record()
+        assert RECORD_KEYS <= set(record) and record["kind"] == "probe" and record["status"] == "ok"
+        json.dumps(record)  # store-friendly
+    # the local block adds a 3×3 conv branch: more parameters and MACs than no block
+    assert local.params > identity.params and local.macs > identity.macs
+    # the sweep's progress shape: (case, record, index, total) after each block × seed,
+    # with training steps reported in between
+    kinds = [e[0] for e in events]
+    assert kinds[0] == "step" and kinds.count("done") == 2 and kinds[-1] == "done"
+    done = [e[1:] for e in events if e[0] == "done"]
+    assert [(case.block, case.seed, index, total) for case, _, index, total in done] == [
+        ("identity", 0, 1, 2), ("local", 0, 2, 2)]
+    assert done[-1][1]["case_id"] == local.case.case_id == done[-1][0].case_id
+    assert done[-1][1]["accuracy"] == local.accuracy
+    local_steps = [e[2].step for e in events if e[0] == "step" and e[1].block == "local"]
+    assert local_steps == [p.step for p in local.learning_curve]
+
+
+def test_a_failing_block_is_recorded_and_the_run_goes_on(tiny: ProbeConfig, test_blocks) -> None:
+    results = run_probe(tiny, ["probe_test_broken", "identity"])
+    broken, identity = results
+    assert broken.status == "error" and "broken on purpose" in broken.error and broken.accuracy is None
+    assert broken.to_record()["status"] == "error"
+    assert identity.status == "ok"
+
+
+def test_run_probe_checks_its_arguments(tiny: ProbeConfig) -> None:
+    with pytest.raises(ValueError, match="no seeds"):
+        run_probe(tiny, ["identity"], seeds=())
+    with pytest.raises(ValueError, match="not probed"):
+        run_probe(tiny, ["identity"], block_options={"nl": {}})
+
+
+def _result(config: ProbeConfig, block: str, seed: int, accuracy: float | None, status: str = "ok") -> ProbeResult:
+    return ProbeResult(
+        task="same_pair", block=block, seed=seed, status=status, accuracy=accuracy, steps=10,
+        learning_curve=(), steps_per_s=5.0, params=100, macs=1000, flops=2000, train_s=2.0,
+        config=config, error=None if status == "ok" else "boom",
+    )
+
+
+def test_aggregate_gives_mean_and_sample_std_over_seeds(tiny: ProbeConfig) -> None:
+    results = [_result(tiny, "nl", 0, 0.8), _result(tiny, "nl", 1, 0.9), _result(tiny, "nl", 2, None, "error"),
+               _result(tiny, "local", 0, 0.5)]
+    nl, local = aggregate(results)
+    assert (nl.block, nl.n_seeds, nl.n_ok) == ("nl", 3, 2)
+    assert nl.accuracy_mean == pytest.approx(0.85)
+    assert nl.accuracy_std == pytest.approx(math.sqrt(0.005))
+    assert nl.errors == ("seed 2: boom",)
+    assert local.accuracy_mean == 0.5 and local.accuracy_std is None
+    json.dumps(nl.to_record())
+
+
+# ------------------------------------------------------------------------- in the store
+
+
+def test_task_aliases() -> None:
+    assert canonical_task("same-pair") == canonical_task("long-range") == "same_pair"
+    assert canonical_task("cifar10") == "cifar10"
+
+
+def test_probe_run_manifest_has_the_sweep_s_environment_fields(tmp_path: Path) -> None:
+    from nlbench.environment import fingerprint
+
+    config = probe_config("quick", **TINY)
+    run_dir = start_probe_run(config, tmp_path / "results", ["identity"], plugins=["my_blocks"])
+    assert run_dir.parent == tmp_path / "results" and run_dir.name.startswith("probe-same-pair-")
+    manifest = store.read_manifest(run_dir)
+    assert manifest["run_id"] == run_dir.name and manifest["kind"] == "probe"
+    assert set(manifest["environment"]) == set(fingerprint("cpu"))
+    assert manifest["dtypes"] == ["float32"] and manifest["threads"] == config.threads
+    assert resume_probe_arguments(run_dir) == (config, ["identity"], ["my_blocks"])
+    with pytest.raises(store.StoreError, match="not a probe run"):
+        store.write_manifest(tmp_path / "sweep", {"suite": "smoke"})
+        config_from_manifest(tmp_path / "sweep")
+
+
+def test_probe_run_stores_results_and_receptive_fields_and_resumes(tmp_path: Path) -> None:
+    config = probe_config("quick", **TINY)
+    run_dir = start_probe_run(config, tmp_path, ["identity", "nl"])
+    assert [(c.block, c.seed) for c in pending_probe_cases(run_dir, config, ["identity", "nl"])] == [
+        ("identity", 0), ("identity", 1), ("nl", 0), ("nl", 1)]
+    first = run_probe_into(run_dir, config, ["identity", "nl"])
+    assert first.trained == 4 and first.already_done == 0
+    df = store.load(run_dir)
+    probes = df[df["kind"] == "probe"]
+    assert sorted(zip(probes["block"], probes["seed"])) == [("identity", 0), ("identity", 1), ("nl", 0), ("nl", 1)]
+    assert probes["accuracy"].between(0, 1).all() and (probes["macs"] > 0).all()
+    assert set(probes["case_id"]) == {config.probe_case(b, s).case_id for b in ("identity", "nl") for s in (0, 1)}
+    fields = df[df["kind"] == "receptive_field"].set_index("block")
+    assert fields.loc["nl", "fraction_reached"] == 1.0
+    assert fields.loc["identity", "fraction_reached"] < 0.1
+    restored, blocks = config_from_manifest(run_dir)
+    assert restored == config and blocks == ["identity", "nl"]
+    assert pending_probe_cases(run_dir, restored, blocks) == []
+    again = run_probe_into(run_dir, restored, blocks)
+    assert again.trained == 0 and again.already_done == 4
+    assert len((run_dir / store.RESULTS_FILE).read_text().splitlines()) == 6
+
+
+def test_a_block_without_a_receptive_field_is_recorded_as_failed(tmp_path: Path, test_blocks) -> None:
+    config = probe_config("quick", **{**TINY, "seeds": (0,)})
+    run_dir = start_probe_run(config, tmp_path, ["probe_test_broken"])
+    outcome = run_probe_into(run_dir, config, ["probe_test_broken"])
+    assert outcome.trained == 1
+    records = {r["kind"]: r for r in store.read_records(run_dir)}
+    assert records["probe"]["status"] == records["receptive_field"]["status"] == "error"
+    assert "broken on purpose" in records["receptive_field"]["error"]
+
+
+def test_report_shows_probe_accuracy_and_receptive_fields(tmp_path: Path) -> None:
+    from nlbench.report import write_report
+
+    config = probe_config("quick", **TINY)
+    run_dir = start_probe_run(config, tmp_path, ["identity", "local"])
+    run_probe_into(run_dir, config, ["identity", "local"])
+    written = write_report([run_dir], tmp_path / "reports")
+    markdown = written["md"].read_text()
+    assert "## Probe results" in markdown and "## Receptive fields" in markdown
+    assert (written["dir"] / "plots" / "receptive-fields.png").read_bytes().startswith(b"\x89PNG")
+    assert "Cost vs resolution" in markdown  # sweep sections say they have no data, not crash
+
+
+def test_probe_cli_quick_and_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert cli.main(["probe", "--task", "pathfnder", "--quick"]) == 2
+    assert "Did you mean 'pathfinder'" in capsys.readouterr().out
+    assert cli.main(["probe", "--task", "digits", "--blocks", "identity", "--quick", "--steps", "3",
+                     "--seeds", "1", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "digits" in out and "identity" in out and "run directory" in out
+    assert "1/1" in out, "seeds ok counts probe results only, not the receptive-field record"
+    run = next(tmp_path.glob("probe-digits-*"))
+    assert cli.main(["probe", "--resume", str(run)]) == 0
+    assert "trained 0 block × seed runs (1 already done)" in capsys.readouterr().out
