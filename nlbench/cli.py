@@ -8,9 +8,18 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 console = Console()
+
+
+def say(markup: str, *values: object) -> None:
+    """Print one line: ``markup`` is ours (rich markup, ``{}`` placeholders); the
+    values are user text (block, suite, option names, paths, messages), escaped so
+    they print as written and can never be read as markup."""
+    console.print(markup.format(*(escape(str(v)) for v in values)), highlight=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except (BlockError, SuiteError, StoreError, FileNotFoundError) as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        say("[bold red]error:[/] {}", exc)
         return 2
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: every finished case is in the store; --resume RUN finishes the rest")
@@ -40,22 +49,24 @@ def build_parser() -> argparse.ArgumentParser:
     p_list = sub.add_parser("list", help="show the block registry")
     p_list.add_argument("pattern", nargs="?", default="*", help="wildcard, e.g. 'srl_*'")
     p_list.add_argument("--plugin", action="append", default=[], metavar="MODULE",
-                        help="import MODULE first so its @register_block blocks are listed (repeatable)")
+                        help="import MODULE first so its registered blocks and measurers are listed (repeatable)")
     p_list.add_argument("-v", "--verbose", action="store_true", help="also show each block's default options")
     p_list.set_defaults(handler=cmd_list)
 
     p_run = sub.add_parser("run", help="sweep a suite into a results directory")
-    p_run.add_argument("--suite", help="suite name (suites/NAME.toml) or path to a TOML file")
+    p_run.add_argument("--suite", help="a shipped suite by name (see nlbench/suites/) or a path to a TOML file")
     p_run.add_argument("--blocks", help="only these blocks: names or wildcards, comma-separated")
     p_run.add_argument("--device", choices=["cpu", "cuda"], help="override the suite's device axis")
     p_run.add_argument("--out", type=Path, default=None, help="results root (default: results/)")
     p_run.add_argument("--resume", type=Path, metavar="RUN", help="finish the missing cases of RUN")
     p_run.add_argument("--plugin", action="append", default=[], metavar="MODULE",
-                       help="import MODULE so its blocks can be swept (repeatable)")
+                       help="import MODULE so its blocks and measurers can be used (repeatable)")
     p_run.add_argument("--in-process", action="store_true",
                        help="measure in this process (no isolation; for debugging)")
     p_run.add_argument("--report", action="store_true",
                        help="write the run's report (markdown + HTML) to reports/ when the sweep ends")
+    p_run.add_argument("--dry-run", action="store_true",
+                       help="validate and expand the suite, print the cases with estimated memory and time; measure nothing")
     p_run.set_defaults(handler=cmd_run)
 
     p_report = sub.add_parser("report", help="render markdown and HTML reports from stored runs")
@@ -84,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from nlbench.blocks import get_spec, list_blocks, load_plugin
+    from nlbench.measure.registry import measurer_names
 
     for module in args.plugin:
         load_plugin(module)
@@ -99,9 +111,10 @@ def cmd_list(args: argparse.Namespace) -> int:
                "yes" if spec.needs_spatial_size else "no", source]
         if args.verbose:
             row.append(", ".join(f"{k}={v!r}" for k, v in spec.default_options.items()))
-        table.add_row(*row)
+        table.add_row(*map(Text, row))  # plugin text is text, never markup
     console.print(table)
     console.print(f"{len(names)} blocks")
+    console.print(f"measurements a suite can ask for: {', '.join(measurer_names())}", markup=False, highlight=False)
     return 0
 
 
@@ -114,9 +127,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nlbench.sweep import default_results_root, resume_arguments, run_sweep, start_run
 
     if args.resume:
+        given = [flag for flag, value in (("--suite", args.suite), ("--blocks", args.blocks),
+                                          ("--device", args.device), ("--plugin", args.plugin)) if value]
+        if given:
+            raise SuiteError("(command line)", given[0],
+                             "nothing beside --resume RUN (a run is finished with the suite, blocks, device and "
+                             "plugins it was started with)")
         suite, only_blocks, device, plugins = resume_arguments(args.resume)
-        for module in plugins:
-            load_plugin(module)
         run_dir = args.resume
     else:
         if not args.suite:
@@ -125,57 +142,95 @@ def cmd_run(args: argparse.Namespace) -> int:
         for module in plugins:
             load_plugin(module)
         suite = load_suite(args.suite)
-        only_blocks = resolve_blocks(args.blocks) if args.blocks else None
+        only_blocks = None
+        if args.blocks is not None:
+            if not [p for p in args.blocks.split(",") if p.strip()]:
+                raise SuiteError("(command line)", "--blocks", "at least one block name or wildcard", args.blocks)
+            only_blocks = resolve_blocks(args.blocks)
         device = args.device
+        if not suite.cases(only_blocks=only_blocks, device=device):
+            raise SuiteError(suite.source, "blocks", "a selection that leaves at least one case to run")
+        if args.dry_run:
+            print_dry_run(suite, only_blocks, device)
+            return 0
         run_dir = start_run(suite, args.out or default_results_root(), only_blocks=only_blocks,
                             device=device, plugins=plugins)
-    total = len(suite.cases(only_blocks=only_blocks, device=device))
+    cases = suite.cases(only_blocks=only_blocks, device=device)
     done_before = len(store.finished_case_ids(run_dir))
-    console.print(f"[bold]{suite.name}[/]: {total} cases → {run_dir}"
-                  + (f" ({done_before} already done)" if done_before else ""))
+    say("[bold]{}[/]: {} cases → {}" + (" ({} already done)" if done_before else ""),
+        suite.name, len(cases), run_dir, done_before)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("starting", total=total, completed=done_before)
+        task = progress.add_task("starting", total=len(cases), completed=done_before)
 
         def on_case(case, record, index, count):
-            mark = "" if record["status"] == "ok" else f" [red]{record['status']}[/]"
-            progress.update(task, advance=1, description=f"{case.label}{mark}")
+            mark = "" if record["status"] == "ok" else f" [red]{escape(record['status'])}[/]"
+            progress.update(task, advance=1, description=escape(case.label) + mark)
 
         result = run_sweep(suite, run_dir, only_blocks=only_blocks, device=device, plugins=plugins,
                            progress=on_case, isolate=not args.in_process)
     print_run_summary(run_dir, suite)
     statuses = ", ".join(f"{k}: {v}" for k, v in sorted(result.statuses.items())) or "nothing left to run"
-    console.print(f"ran {result.ran} cases ({statuses}); run directory: [bold]{run_dir}[/]")
+    say("ran {} cases ({}); run directory: [bold]{}[/]", result.ran, statuses, run_dir)
     if args.report:
         print_report_paths([run_dir], Path("reports"), ("md", "html"))
     return 0
+
+
+def print_dry_run(suite, only_blocks: list[str] | None, device: str | None) -> None:
+    """The cases a run would measure, with the sweep's memory estimate and a lower
+    bound on the time the sampling rules imply; nothing is built or measured."""
+    from nlbench.report.formatting import pick_prefix, scaled
+    from nlbench.sweep import GIB, estimate_peak_bytes
+
+    cases = suite.cases(only_blocks=only_blocks, device=device)
+    passes = sum(name.startswith("latency_") for name in suite.measure)
+    floor_s = passes * suite.latency.min_run_time_s
+    limit_gib = suite.limits.max_memory_gib
+    table = Table(title=Text(f"{suite.name}: {len(cases)} cases (dry run: nothing is measured)"))
+    for header in ("case", "est. peak memory", "est. time", "note"):
+        table.add_column(header, overflow="fold")
+    for case in cases:
+        peak = estimate_peak_bytes(case)
+        factor, prefix, _ = pick_prefix([peak])
+        note = f"skipped: over the {limit_gib:g} GiB limit" if peak > limit_gib * GIB else ""
+        table.add_row(Text(case.label), f"{scaled(peak, factor)} {prefix}B", "0 s" if note else f"≥ {floor_s:.3g} s",
+                      note)
+    console.print(table)
+    say("estimated time ≥ {} s: each latency pass samples for at least latency.min_run_time_s = {} s "
+        "(slow cases take longer, up to limits.case_timeout_s = {} s each)",
+        f"{floor_s * len(cases):.3g}", suite.latency.min_run_time_s, suite.limits.case_timeout_s)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
     unknown = [f for f in formats if f not in ("md", "html")]
     if unknown or not formats:
-        console.print(f"[bold red]error:[/] --format: expected md, html or md,html, got {args.format!r}")
+        say("[bold red]error:[/] --format: expected md, html or md,html, got {}", repr(args.format))
         return 2
     print_report_paths(args.runs, args.out, formats)
     return 0
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from nlbench.blocks import load_plugin, resolve_blocks
-    from nlbench.probes.probe import aggregate, probe_config
-    from nlbench.probes.runs import canonical_task, config_from_manifest, run_probe_into, start_probe_run
+    from nlbench.probes import (
+        aggregate, canonical_task, pending_probe_cases, probe_config, resume_probe_arguments, run_probe_into,
+        start_probe_run,
+    )
     from nlbench.sweep import default_results_root
+    from nlbench.vocabulary import STATUS_OK
 
-    for module in args.plugin:
-        load_plugin(module)
     if args.resume:
-        config, blocks = config_from_manifest(args.resume)
+        config, blocks, plugins = resume_probe_arguments(args.resume)
+        plugins = list(dict.fromkeys([*plugins, *args.plugin]))
         run_dir = args.resume
     else:
+        plugins = list(args.plugin)
         overrides: dict = {"task": canonical_task(args.task)}
         if args.seeds is not None:
             if args.seeds < 1:
@@ -186,48 +241,40 @@ def cmd_probe(args: argparse.Namespace) -> int:
             overrides["steps"] = args.steps
         if args.data_dir:
             overrides["data_dir"] = args.data_dir
-        from nlbench.probes.tasks import TASKS
-
-        if overrides["task"] not in TASKS:
-            import difflib
-
-            close = difflib.get_close_matches(overrides["task"], list(TASKS), n=2, cutoff=0.5)
-            hint = f" Did you mean {', '.join(close)}?" if close else ""
-            console.print(f"[bold red]error:[/] unknown task {args.task!r}.{hint} Known: {', '.join(TASKS)}, "
-                          "same-pair (= long-range)")
-            return 2
         try:
             config = probe_config("quick" if args.quick else "default", **overrides)
         except ValueError as exc:
-            console.print(f"[bold red]error:[/] {exc}")
+            say("[bold red]error:[/] {}", exc)
             return 2
+    for module in plugins:
+        load_plugin(module)
+    if not args.resume:
         blocks = resolve_blocks(args.blocks)
-        run_dir = start_probe_run(config, args.out or default_results_root(), blocks)
+        run_dir = start_probe_run(config, args.out or default_results_root(), blocks, plugins=plugins)
     total = len(blocks) * len(config.seeds)
-    console.print(f"[bold]probe {config.task}[/]: {len(blocks)} blocks × {len(config.seeds)} seeds, "
-                  f"{config.steps} steps each → {run_dir}")
+    done_before = total - len(pending_probe_cases(run_dir, config, blocks))
+    say("[bold]probe {}[/]: {} blocks × {} seeds, {} steps each → {}", config.task, len(blocks), len(config.seeds),
+        config.steps, run_dir)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=console) as progress:
-        bar = progress.add_task("starting", total=total)
+        bar = progress.add_task("starting", total=total, completed=done_before)
 
-        def on_event(event) -> None:
-            if event.kind == "start":
-                progress.update(bar, description=f"{event.block} seed {event.seed}")
-            elif event.kind == "step":
-                progress.update(bar, description=f"{event.block} seed {event.seed} step {event.step}")
-            elif event.kind == "done":
-                progress.update(bar, advance=1)
+        def on_step(case, point) -> None:
+            progress.update(bar, description=f"{escape(case.label)} step {point.step}")
+
+        def on_done(case, record, index, count) -> None:
+            mark = "" if record["status"] == STATUS_OK else f" [red]{escape(record['status'])}[/]"
+            progress.update(bar, advance=1, description=f"{escape(case.label)}{mark}")
 
         try:
-            outcome = run_probe_into(run_dir, config, blocks, progress=on_event)
+            outcome = run_probe_into(run_dir, config, blocks, progress=on_done, on_step=on_step)
         except ValueError as exc:
-            console.print(f"[bold red]error:[/] {exc}")
+            say("[bold red]error:[/] {}", exc)
             return 2
-        progress.update(bar, completed=total)
     print_probe_summary(run_dir, aggregate)
-    console.print(f"trained {outcome.trained} block × seed runs ({outcome.already_done} already done); "
-                  f"run directory: [bold]{run_dir}[/]")
+    say("trained {} block × seed runs ({} already done); run directory: [bold]{}[/]", outcome.trained,
+        outcome.already_done, run_dir)
     if args.report:
         print_report_paths([run_dir], Path("reports"), ("md", "html"))
     return 0
@@ -266,30 +313,33 @@ def print_report_paths(runs: list[Path], out: Path, formats: tuple[str, ...]) ->
 
     written = write_report(runs, out, formats)
     for kind in formats:
-        console.print(f"report ({kind}): [bold]{written[kind]}[/]")
+        say("report ({}): [bold]{}[/]", kind, written[kind])
 
 def print_run_summary(run_dir: Path, suite) -> None:
     """The closing table (block × size, the headline metric) and, for a paper suite,
     the paper comparison."""
     from nlbench import store
-    from nlbench.report.tables import latency_noise
+    from nlbench.report import latency_noise
     from nlbench.summary import headline_metric, summary_table
+    from nlbench.vocabulary import NOISY_IQR_OVER_MEDIAN, metric
+    from rich.markup import escape
 
     df = store.load(run_dir)
     if df.empty:
         return
-    column, title = headline_metric(df)
-    console.print(f"[bold]{suite.name}: {title}[/]")
-    console.print(dataframe_table(summary_table(df, column), index_header="block"))
+    table = summary_table(df, headline_metric(df))
+    console.print(f"[bold]{escape(suite.name)}: {escape(table.title)}[/]", highlight=False)
+    console.print(dataframe_table(table))
+    rule = f"IQR/median > {NOISY_IQR_OVER_MEDIAN:.0%}".replace("%", " %")
     for _, noise in latency_noise(df).iterrows():
         if noise["n_timed"]:
-            what = "forward" if noise["latency"] == "fwd" else "forward+backward"
-            console.print(f"{what} latency noise: IQR/median > 10 % in {noise['n_noisy']} of "
-                          f"{noise['n_timed']} cases of ≥ 1 ms")
-    uncounted = df[df["uncounted_ops"].apply(bool)]
+            console.print(f"{metric(noise['metric']).title} noise: {rule} in {noise['n_noisy']} of "
+                          f"{noise['n_timed']} cases of ≥ {noise['min_ms']:g} ms")
+    uncounted = df[df["uncounted_ops"].apply(lambda ops: isinstance(ops, list) and len(ops) > 0)]
     if len(uncounted):
         console.print(f"[yellow]{len(uncounted)} cases ran operators the counter has no formula for[/]: "
-                      + ", ".join(sorted({op for ops in uncounted["uncounted_ops"] for op in ops})))
+                      + escape(", ".join(sorted({op for ops in uncounted["uncounted_ops"] for op in ops}))),
+                      highlight=False)
     if suite.paper_table is not None:
         print_paper_comparison(df, suite.paper_table)
 
@@ -316,9 +366,21 @@ def print_paper_comparison(df, paper_table) -> None:
     console.print(table)
 
 
-def dataframe_table(frame, *, index_header: str) -> Table:
-    """A pandas DataFrame as a rich Table (index as the first column)."""
+def dataframe_table(frame, *, index_header: str = "") -> Table:
+    """A typed report table (:class:`nlbench.report.model.Table`: number columns
+    right-aligned, cells formatted by their column) or a pandas DataFrame (index as the
+    first column) as a rich Table."""
+    from rich.text import Text
+
+    from nlbench.report.model import Table as TypedTable
+
     table = Table()
+    if isinstance(frame, TypedTable):
+        for column in frame.spec:
+            table.add_column(Text(column.header), justify="right" if column.numeric else "left")
+        for row in frame.rows:
+            table.add_row(*map(Text, row))  # block names are text, never markup
+        return table
     table.add_column(index_header)
     for column in frame.columns:
         table.add_column(str(column), justify="right")

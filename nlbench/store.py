@@ -8,29 +8,37 @@ Layout of ``results/<run-id>/``::
 
 A record is written whole with one ``write`` and ``fsync``; a line cut short by a
 kill is ignored on load and trimmed before the next append, so an interrupted sweep
-loses at most the case in flight.
+loses at most the case in flight. A finished record is never deleted: a line that is
+not a record is skipped with a warning naming it, and a run has one writer at a time
+(:func:`writer_lock`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import math
 import os
 import re
+import socket
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import pandas as pd
 
 from nlbench.vocabulary import (
-    KIND_PROBE, KIND_RECEPTIVE_FIELD, KIND_SWEEP, METRICS, NUMERIC_COLUMNS, SHAPE_INT_COLUMNS, STATUSES,
-    latency_warnings,
+    KIND_PROBE, KIND_RECEPTIVE_FIELD, KIND_SWEEP, METRICS, NUMERIC_COLUMNS, RECORD_KINDS, SHAPE_INT_COLUMNS,
+    STATUSES, latency_warnings,
 )
 
 SCHEMA_VERSION = 1
 RESULTS_FILE = "results.jsonl"
 MANIFEST_FILE = "manifest.json"
+LOCK_FILE = ".lock"
 
 # The public columns of `load` (harness spec): reports, gates and users build on them.
 PUBLIC_COLUMNS = (
@@ -40,13 +48,19 @@ PUBLIC_COLUMNS = (
     "latency_fwdbwd_ms_iqr", "latency_fwd_ms_samples", "latency_fwd_warnings", "latency_fwdbwd_warnings",
     "peak_mem_fwd_bytes", "peak_mem_fwdbwd_bytes",
 )
-# Columns `load` adds: which run a row came from, its record kind and N = H·W·T.
-DERIVED_COLUMNS = ("run", "kind", "positions")
+# Columns `load` adds: which run a row came from, its record kind, N = H·W·T, the run's
+# calibrated matmul rate, and per latency pass the achieved GFLOP/s and its share of it.
+DERIVED_COLUMNS = ("run", "kind", "positions", "calibrated_matmul_gflops", "achieved_gflops_fwd",
+                   "peak_fraction_fwd", "achieved_gflops_fwdbwd", "peak_fraction_fwdbwd")
 __all__ = ["STATUSES", "PUBLIC_COLUMNS", "load", "create_run", "sweep_records", "probe_records"]
 
 
 class StoreError(ValueError):
-    """A run directory that cannot be read."""
+    """A run directory that cannot be read or written, with the path and the reason."""
+
+
+class StoreWarning(UserWarning):
+    """Lines of a results file that were skipped (damaged, foreign) or duplicated."""
 
 
 def _json_default(value: Any) -> Any:
@@ -85,7 +99,12 @@ def create_run(root: Path | str, name: str, manifest: Mapping[str, Any]) -> Path
     root = Path(root)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     base = f"{safe_run_name(name)}-{stamp}"
-    root.mkdir(parents=True, exist_ok=True)
+    if root.exists() and not root.is_dir():
+        raise StoreError(f"{root}: the results root is a file; expected a directory (or a path to create one)")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"{root}: cannot create the results root ({exc.strerror or exc})") from None
     for suffix in range(1, 10_000):
         candidate = root / (base if suffix == 1 else f"{base}-{suffix}")
         try:
@@ -105,15 +124,73 @@ def write_manifest(run_dir: Path, manifest: Mapping[str, Any]) -> None:
     os.replace(tmp, run_dir / MANIFEST_FILE)
 
 
-def read_manifest(run_dir: Path | str) -> dict[str, Any]:
-    path = Path(run_dir) / MANIFEST_FILE
+def _run_directory(run_dir: Path | str) -> Path:
+    path = Path(run_dir)
     if not path.exists():
-        raise StoreError(f"{run_dir}: no {MANIFEST_FILE}; not a run directory")
-    return json.loads(path.read_text())
+        raise StoreError(f"{path}: no such run directory")
+    if not path.is_dir():
+        raise StoreError(f"{path}: is a file, not a run directory (expected a directory holding {MANIFEST_FILE})")
+    return path
 
 
-def _trim_partial_line(path: Path) -> None:
-    """Cut a trailing line that a kill left without its newline."""
+def read_manifest(run_dir: Path | str) -> dict[str, Any]:
+    """The run's manifest, refused clearly when it cannot be trusted: missing, not
+    UTF-8 JSON, not an object, or from a newer schema than this nlbench reads."""
+    path = _run_directory(run_dir) / MANIFEST_FILE
+    if not path.is_file():
+        raise StoreError(f"{run_dir}: no {MANIFEST_FILE} file; not a run directory")
+    try:
+        manifest = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StoreError(f"{path}: not valid UTF-8 JSON ({exc}); the run's manifest cannot be trusted") from None
+    if not isinstance(manifest, dict):
+        raise StoreError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
+    version = manifest.get("schema_version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise StoreError(f"{path}: field 'schema_version': expected an integer, got {version!r}")
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"{path}: written with store schema {version}, newer than this nlbench reads "
+                         f"({SCHEMA_VERSION}); upgrade nlbench to read it")
+    return manifest
+
+
+def manifest_field(run_dir: Path | str, manifest: Mapping[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+    """A manifest field of the expected type, or a :class:`StoreError` naming it."""
+    value = manifest.get(name)
+    if not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise StoreError(f"{Path(run_dir) / MANIFEST_FILE}: field {name!r}: expected {names}, got {value!r}")
+    return value
+
+
+@contextlib.contextmanager
+def writer_lock(run_dir: Path | str) -> Iterator[None]:
+    """Hold the run directory's one-writer lock (``.lock``, an advisory ``flock``) for
+    the block; a second writer gets a clear :class:`StoreError` at once. The lock goes
+    with the process, so a killed writer never leaves it stale."""
+    path = _run_directory(run_dir) / LOCK_FILE
+    handle = path.open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise StoreError(f"{run_dir}: another nlbench is writing this run ({holder}); "
+                             "wait for it to finish, or start a new run") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def _repair_tail(path: Path) -> None:
+    """Make the file end with a newline before an append. A last line without one is
+    kept if it is a whole record (a newline was all that was lost) and cut only if it
+    is a fragment (the case in flight when a kill or a full disk stopped the write)."""
     if not path.exists() or path.stat().st_size == 0:
         return
     with path.open("rb+") as handle:
@@ -121,44 +198,141 @@ def _trim_partial_line(path: Path) -> None:
         if handle.read(1) == b"\n":
             return
         data = path.read_bytes()
-        handle.truncate(data.rfind(b"\n") + 1)
+        start = data.rfind(b"\n") + 1
+        if _parse_record(data[start:]) is not None:
+            handle.seek(0, os.SEEK_END)
+            handle.write(b"\n")
+        else:
+            handle.truncate(start)
 
 
 def append_record(run_dir: Path, record: Mapping[str, Any]) -> None:
-    """Append one finished case to the run, flushed and fsynced before returning."""
+    """Append one finished case to the run, flushed and fsynced before returning.
+
+    A failed write (a full disk) is undone to the last whole record and raised as a
+    :class:`StoreError`; every earlier record is kept."""
     path = Path(run_dir) / RESULTS_FILE
-    _trim_partial_line(path)
+    if path.exists() and not path.is_file():
+        raise StoreError(f"{path}: expected a file of JSON lines, found a {'directory' if path.is_dir() else 'special file'}")
+    _repair_tail(path)
     line = json.dumps(_clean(dict(record)), default=_json_default, sort_keys=True) + "\n"
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(line)
-        handle.flush()
-        os.fsync(handle.fileno())
+    size = path.stat().st_size if path.exists() else 0
+    try:
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.truncate(path, size)
+        raise StoreError(f"{path}: could not append the record of case {record.get('case_id')!r}: "
+                         f"{exc.strerror or exc}. Every earlier record is kept; free the space and "
+                         "resume the run") from None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_list_of(value: Any, check: Any) -> bool:
+    return isinstance(value, list) and all(check(v) for v in value)
+
+
+def _field_problem(record: Mapping[str, Any]) -> str | None:
+    """Why a JSON object is not a record this store wrote, or None when it is."""
+    if not isinstance(record.get("case_id"), str) or not record["case_id"]:
+        return "no case_id"
+    if record.get("status") not in STATUSES:
+        return f"status {record.get('status')!r}"
+    if record.get("kind", KIND_SWEEP) not in RECORD_KINDS:
+        return f"kind {record.get('kind')!r}"
+    if not isinstance(record.get("options") or {}, dict):
+        return "options not an object"
+    for column in (*NUMERIC_COLUMNS, *SHAPE_INT_COLUMNS):
+        value = record.get(column)
+        if value is not None and not _is_number(value):
+            return f"{column} not a number"
+    lists = {"uncounted_ops": lambda v: isinstance(v, str)}
+    for metric in METRICS:
+        if metric.sampled:
+            lists[metric.samples_column] = _is_number
+            lists[metric.warnings_column] = lambda v: isinstance(v, str)
+    for column, check in lists.items():
+        value = record.get(column)
+        if value is not None and not _is_list_of(value, check):
+            return f"{column} not a list of the right values"
+    return None
+
+
+def _parse_record(raw: bytes) -> dict[str, Any] | None:
+    """A line as a record — a JSON object with a case id, a known status and kind, and
+    fields of the types the store writes — or None for anything else (a fragment,
+    foreign JSON, bad UTF-8): such a line is never guessed at."""
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None
+    if not isinstance(value, dict) or _field_problem(value) is not None:
+        return None
+    return value
+
+
+@dataclass(frozen=True)
+class StoreScan:
+    """What a results file holds: the last record of each case, the lines that are
+    not records, and the cases recorded more than once (case id -> count)."""
+
+    records: tuple[dict[str, Any], ...]
+    damaged_lines: tuple[int, ...]
+    duplicates: Mapping[str, int]
+
+
+def scan_records(run_dir: Path | str) -> StoreScan:
+    """Read every line of a run's results; never raises for a damaged line."""
+    path = _run_directory(run_dir) / RESULTS_FILE
+    if not path.exists():
+        return StoreScan((), (), {})
+    if not path.is_file():
+        raise StoreError(f"{path}: expected a file of JSON lines, found a directory")
+    by_id: dict[str, dict[str, Any]] = {}
+    counts: dict[str, int] = {}
+    damaged: list[int] = []
+    lines = path.read_bytes().split(b"\n")
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        record = _parse_record(raw)
+        if record is None:
+            if number < len(lines):  # the last line without a newline is the case in flight
+                damaged.append(number)
+            continue
+        key = record["case_id"]
+        counts[key] = counts.get(key, 0) + 1
+        by_id.pop(key, None)
+        by_id[key] = record
+    return StoreScan(tuple(by_id.values()), tuple(damaged), {k: n for k, n in counts.items() if n > 1})
 
 
 def read_records(run_dir: Path | str) -> list[dict[str, Any]]:
-    """Every complete record of a run; the last record of a case wins (resume, retries)."""
+    """Every complete record of a run, one per case (the last, if a case was recorded
+    twice); damaged lines and duplicates are skipped with a :class:`StoreWarning`
+    that names them."""
+    result = scan_records(run_dir)
     path = Path(run_dir) / RESULTS_FILE
-    if not Path(run_dir).is_dir():
-        raise StoreError(f"{run_dir}: no such run directory")
-    if not path.exists():
-        return []
-    by_id: dict[str, dict[str, Any]] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut short by a kill: that case is simply not finished
-        key = record.get("case_id") or f"line-{number}"
-        by_id.pop(key, None)
-        by_id[key] = record
-    return list(by_id.values())
+    if result.damaged_lines:
+        shown = ", ".join(map(str, result.damaged_lines[:10])) + (" …" if len(result.damaged_lines) > 10 else "")
+        warnings.warn(f"{path}: skipped {len(result.damaged_lines)} line(s) that are not records: line {shown}",
+                      StoreWarning, stacklevel=2)
+    if result.duplicates:
+        warnings.warn(f"{path}: {len(result.duplicates)} case(s) recorded more than once (kept the last): "
+                      + ", ".join(f"{k} ×{n}" for k, n in list(result.duplicates.items())[:5]),
+                      StoreWarning, stacklevel=2)
+    return list(result.records)
 
 
 def finished_case_ids(run_dir: Path | str) -> set[str]:
     """Ids of cases that have a record (any status) — what `--resume` skips."""
-    return {r["case_id"] for r in read_records(run_dir) if "case_id" in r}
+    return {record["case_id"] for record in scan_records(run_dir).records}
 
 
 def canonical_options(value: Any) -> str:
@@ -172,7 +346,10 @@ def canonical_options(value: Any) -> str:
         except json.JSONDecodeError:
             return value  # not JSON: keep the text as it was written
     if isinstance(value, (list, tuple)):
-        value = dict(value)
+        try:
+            value = dict(value)
+        except (TypeError, ValueError):
+            pass  # not pairs: kept as the JSON it is
     return json.dumps(value, sort_keys=True, default=str)
 
 
@@ -196,7 +373,7 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
     (NaN where not measured), shape integers nullable (``frames`` null for images),
     options canonical JSON, ``kind`` filled and ``positions`` N = H·W·T derived once."""
     frame = frame.copy()
-    for column in (*PUBLIC_COLUMNS, "run", "kind"):
+    for column in ("case_id", *PUBLIC_COLUMNS, "run", "kind", "calibrated_matmul_gflops"):
         if column not in frame.columns:
             frame[column] = None
     for column in NUMERIC_COLUMNS:
@@ -205,6 +382,12 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
     for column in SHAPE_INT_COLUMNS:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").round().astype("Int64")
     frame["positions"] = frame["height"] * frame["width"] * frame["frames"].fillna(1)
+    for metric in METRICS:
+        if metric.sampled:  # achieved rate: FLOPs per median second, and its share of the calibrated peak
+            pass_name = metric.name.removeprefix("latency_").removesuffix("_ms")
+            achieved = frame["flops"] / (frame[metric.column] * 1e-3) / 1e9
+            frame[f"achieved_gflops_{pass_name}"] = achieved.where(frame[metric.column] > 0)
+            frame[f"peak_fraction_{pass_name}"] = frame[f"achieved_gflops_{pass_name}"] / frame["calibrated_matmul_gflops"]
     frame["options"] = frame["options"].map(canonical_options)
     frame["kind"] = frame["kind"].fillna(KIND_SWEEP)
     frame["uncounted_ops"] = frame["uncounted_ops"].map(lambda v: list(v) if isinstance(v, list) else None)
@@ -221,11 +404,17 @@ def load(run_dir: Path | str | Iterable[Path | str]) -> pd.DataFrame:
     operator was counted, null when FLOPs were not counted at all); ``run`` names the
     run, ``kind`` the record kind (see :func:`sweep_records`, :func:`probe_records`).
     """
-    dirs = [run_dir] if isinstance(run_dir, (str, Path)) else list(run_dir)
+    dirs = [Path(run_dir)] if isinstance(run_dir, (str, Path)) else [Path(d) for d in run_dir]
+    names = [d.name for d in dirs]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise StoreError(f"run {', '.join(twice)} given more than once (runs are told apart by directory name)")
     rows = []
     for directory in dirs:
+        manifest = read_manifest(directory)  # a directory without a trustworthy manifest is not a run
+        peak = (manifest.get("calibration") or {}).get("matmul_gflops")
         for record in read_records(directory):
-            rows.append({**record, "run": Path(directory).name})
+            rows.append({**record, "run": Path(directory).name, "calibrated_matmul_gflops": peak})
     return normalise(pd.DataFrame(rows))
 
 

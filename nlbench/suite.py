@@ -2,7 +2,7 @@
 and expanded into :class:`~nlbench.case.Case` values.
 
 A bad file is rejected before anything runs, with the file, the field and what was
-expected. Example (``suites/smoke.toml``)::
+expected. Example (``nlbench/suites/smoke.toml``)::
 
     name = "smoke"
     blocks = ["*"]
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,9 @@ from typing import Any, Mapping
 from nlbench.case import DTYPE_BYTES, Case
 from nlbench.vocabulary import Limits, SamplingSettings, SettingsError, did_you_mean
 
-SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
+# The shipped suites are package data (nlbench/suites/*.toml), so a suite is found by
+# name from any install: editable, a wheel, a plain `pip install .`.
+SUITES_DIR = Path(__file__).resolve().parent / "suites"
 DEVICES = ("cpu", "cuda")
 TOP_LEVEL_FIELDS = {
     "name", "description", "blocks", "channels", "resolutions", "batch", "frames", "dtype",
@@ -109,17 +112,22 @@ class Suite:
             resolve_options(name, options)  # unknown options fail before anything runs
             cases.append(Case(name, channels, height, width, batch=batch, frames=frames,
                               dtype=dtype, device=dev, options=Case.normalise_options(options)))
-        return cases
+        return list(dict.fromkeys(cases))  # a size listed twice is one case, measured once
 
 
 def find_suite(name_or_path: str) -> Path:
-    """A suite by name (``suites/NAME.toml``) or by path."""
+    """A suite by path (an existing file, or anything ending in ``.toml`` or with a folder
+    in it) or by name: a shipped suite, ``nlbench/suites/NAME.toml``, from any install."""
     path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
-        if not path.exists():
-            raise SuiteError(str(path), "(file)", "an existing TOML file")
+    if path.is_file():
         return path
+    if path.suffix == ".toml" or len(path.parts) > 1:
+        if path.is_dir():
+            raise SuiteError(str(path), "(file)", "a TOML file, not a directory")
+        raise SuiteError(str(path), "(file)", "an existing TOML file")
     candidate = SUITES_DIR / f"{name_or_path}.toml"
+    if not candidate.exists() and path.is_dir():
+        raise SuiteError(str(path), "(file)", "a TOML file, not a directory")
     if not candidate.exists():
         known = sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
         hint = did_you_mean(name_or_path, known)
@@ -130,23 +138,35 @@ def find_suite(name_or_path: str) -> Path:
 def load_suite(name_or_path: str) -> Suite:
     """Read and validate a suite; raises :class:`SuiteError` on any problem."""
     path = find_suite(name_or_path)
+    return parse_suite(read_toml(path), source=str(path))
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file's data; unreadable files, other encodings (UTF-16 …) and syntax
+    errors are a :class:`SuiteError` naming the file."""
     try:
-        data = tomllib.loads(path.read_text())
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SuiteError(str(path), "(file)", f"a readable TOML file ({exc.strerror or exc})") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise SuiteError(str(path), "(encoding)", "UTF-8 text (this file is UTF-16: save it as UTF-8)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SuiteError(str(path), "(encoding)", f"UTF-8 text (invalid byte at offset {exc.start})") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SuiteError(str(path), "(syntax)", f"valid TOML ({exc})") from exc
-    return parse_suite(data, source=str(path))
+        raise SuiteError(str(path), "(syntax)", f"valid TOML ({exc})") from None
 
 
 def read_paper_table(run_dir: Path | str) -> PaperTable | None:
     """The ``paper_table`` of the suite a run was run with (``run_dir/suite.toml``),
     or None. Reads only that table, so no block (and no torch) is needed."""
     path = Path(run_dir) / "suite.toml"
-    if not path.exists():
+    if not path.is_file():
         return None
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise SuiteError(str(path), "(syntax)", f"valid TOML ({exc})") from exc
+    data = read_toml(path)
     return _Validator(str(path)).paper_table(data["paper_table"]) if "paper_table" in data else None
 
 
@@ -167,7 +187,7 @@ def parse_suite(data: Mapping[str, Any], *, source: str = "<suite>") -> Suite:
         blocks=tuple(v.strings(data, "blocks", required=True)),
         channels=tuple(v.positive_ints(data, "channels", required=True)),
         resolutions=tuple(v.resolutions(data, "resolutions")),
-        batch=tuple(v.positive_ints(data, "batch", default=[1])),
+        batch=tuple(v.positive_ints(data, "batch", default=[1], non_empty=True)),
         frames=tuple(v.positive_ints(data, "frames", default=[])),
         dtype=v.choices(data, "dtype", tuple(DTYPE_BYTES), default=("float32",)),
         device=v.choices(data, "device", DEVICES, default=("cpu",)),
@@ -208,7 +228,7 @@ class _Validator:
         return value
 
     def positive_ints(self, data: Mapping[str, Any], key: str, *, required: bool = False,
-                      default: list[int] | None = None) -> list[int]:
+                      default: list[int] | None = None, non_empty: bool = False) -> list[int]:
         if key not in data:
             if required:
                 raise self.fail(key, "a list of positive integers (missing)")
@@ -218,7 +238,7 @@ class _Validator:
             value = [value]
         if not isinstance(value, list) or not all(isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in value):
             raise self.fail(key, "a list of positive integers", value)
-        if required and not value:
+        if (required or non_empty) and not value:
             raise self.fail(key, "a non-empty list of positive integers", value)
         return value
 
@@ -254,8 +274,8 @@ class _Validator:
                 integer: bool = False, minimum: float = 0.0) -> Any:
         value = table.get(key, default)
         ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-        if isinstance(value, bool) or not ok_type or value < minimum:
-            kind = "an integer" if integer else "a number"
+        if isinstance(value, bool) or not ok_type or not math.isfinite(value) or value < minimum:
+            kind = "an integer" if integer else "a finite number"
             raise self.fail(f"{prefix}.{key}", f"{kind} ≥ {minimum:g}", value)
         return value
 

@@ -6,32 +6,52 @@ Isolation: cases run in a child process (``spawn``). On the CPU the child's addr
 space is capped (``RLIMIT_AS``) at its start-up size plus the suite's memory limit, so
 an oversized allocation fails inside the case as ``oom`` instead of waking the kernel's
 OOM killer; if the child dies anyway (SIGKILL), the case in flight is recorded as
-``oom`` and a fresh worker takes the next case. A case that outlives its time limit
-is killed and recorded as ``timeout``. Cases whose estimated peak memory exceeds the
-limit are not run at all but recorded as ``skipped``.
+``oom``; any other death (a segfault, an ``exit()``) is an ``error`` naming the signal
+or exit code, and a fresh worker takes the next case. A case that outlives its time
+limit (``limits.case_timeout_s``, counted from when the ready worker receives it; a
+worker's own start-up is allowed :data:`WORKER_STARTUP_S` separately) is killed and
+recorded as ``timeout``. Cases whose estimated peak memory exceeds the limit are not
+run at all but recorded as ``skipped``. A run directory has one writer at a time.
 """
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import datetime as dt
 import multiprocessing as mp
 import os
 import resource
 import shutil
+import signal
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from nlbench import store
 from nlbench.case import DTYPE_BYTES, Case
 from nlbench.measure.registry import CaseSettings
 from nlbench.measure.run_case import base_record
+from nlbench.progress import ProgressCallback
+from nlbench.measure.latency import PASSES, LatencyResult
+from nlbench.vocabulary import (
+    STATUS_ERROR, STATUS_OK, STATUS_OOM, STATUS_SKIPPED, STATUS_TIMEOUT, WARNING_CONTENDED, metric,
+)
+
+#: The measurers that later rounds and contention retries repeat.
+LATENCY_MEASURERS = ("latency_fwd", "latency_fwdbwd")
 from nlbench.suite import Suite, load_suite
 
-ProgressCallback = Callable[[Case, dict[str, Any], int, int], None]
 GIB = 2**30
+#: Seconds a fresh worker may take to start (import torch, load plugins) before its
+#: first case; not counted against the case's own time limit.
+WORKER_STARTUP_S = 120.0
+#: Seconds past the case's time limit the parent waits for the worker's own
+#: timeout record (the worker checks its deadline between calls) before killing it.
+KILL_GRACE_S = 1.0
+WORKER_READY = "ready"
 
 
 @dataclass(frozen=True)
@@ -70,6 +90,7 @@ def start_run(suite: Suite, out_root: Path, *, only_blocks: list[str] | None, de
     """Create a run directory (through the store) with its manifest and a copy of the suite file."""
     from nlbench.environment import fingerprint
 
+    run_device = device or suite.device[0]
     run_dir = store.create_run(out_root, suite.name, {
         "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "suite": suite.name,
@@ -77,63 +98,189 @@ def start_run(suite: Suite, out_root: Path, *, only_blocks: list[str] | None, de
         "only_blocks": only_blocks,
         "device_override": device,
         "plugins": plugins,
-        "environment": fingerprint(device or suite.device[0]),
+        "environment": fingerprint(run_device),
         "dtypes": list(suite.dtype),
         "threads": suite.latency.threads,
         "measure": list(suite.measure),
+        "calibration": machine_calibration(suite, run_device),
     })
     if Path(suite.source).exists():
         shutil.copyfile(suite.source, run_dir / "suite.toml")
     return run_dir
 
 
+def machine_calibration(suite: Suite, device: str) -> dict[str, Any] | None:
+    """The machine's matmul and copy rates at the suite's thread count, when the suite
+    times anything (None otherwise); a calibration that fails says why instead."""
+    if not any(name in LATENCY_MEASURERS for name in suite.measure):
+        return None
+    from nlbench.measure.calibrate import calibrate
+
+    try:
+        return calibrate(device, suite.latency.threads).to_manifest()
+    except (RuntimeError, AssertionError) as exc:  # e.g. CUDA asked for on a machine without it
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
 def resume_arguments(run_dir: Path) -> tuple[Suite, list[str] | None, str | None, list[str]]:
-    """The suite, block filter, device and plugins a run was started with."""
+    """The suite, block filter, device and plugins a run was started with. The plugins
+    are loaded first, so the suite's plugin blocks and measurers validate."""
+    from nlbench.blocks import load_plugin
+
     manifest = store.read_manifest(run_dir)
-    suite_path = run_dir / "suite.toml"
-    suite = load_suite(str(suite_path if suite_path.exists() else manifest["suite_source"]))
-    return suite, manifest.get("only_blocks"), manifest.get("device_override"), manifest.get("plugins") or []
+    plugins = manifest.get("plugins") or []
+    only_blocks = manifest.get("only_blocks")
+    device = manifest.get("device_override")
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+        raise store.StoreError(f"{run_dir}/{store.MANIFEST_FILE}: field 'plugins': expected a list of module names")
+    if only_blocks is not None and (not isinstance(only_blocks, list) or not all(isinstance(b, str) for b in only_blocks)):
+        raise store.StoreError(f"{run_dir}/{store.MANIFEST_FILE}: field 'only_blocks': expected null or a list of names")
+    if device is not None and not isinstance(device, str):
+        raise store.StoreError(f"{run_dir}/{store.MANIFEST_FILE}: field 'device_override': expected null or a string")
+    for plugin in plugins:
+        load_plugin(plugin)
+    suite_path = Path(run_dir) / "suite.toml"
+    source = str(suite_path) if suite_path.exists() else store.manifest_field(run_dir, manifest, "suite_source", str)
+    return load_suite(source), only_blocks, device, plugins
+
+
+@dataclass(frozen=True)
+class CaseTask:
+    """One unit of work sent to a worker: a case, the sampling round, and whether only
+    its latency is to be measured (later rounds and contention retries)."""
+
+    case: Case
+    round_index: int = 0
+    latency_only: bool = False
+
+    def settings(self, base: CaseSettings) -> CaseSettings:
+        """The case settings for this unit: only latency measurers when ``latency_only``."""
+        measure = tuple(m for m in base.measure if m in LATENCY_MEASURERS) if self.latency_only else base.measure
+        return dataclasses.replace(base, measure=measure, round_index=self.round_index)
+
+
+@dataclass
+class _Pending:
+    """A case in flight in the runner: its record so far, the next round, the retries spent."""
+
+    case: Case
+    record: dict[str, Any] | None = None
+    next_round: int = 0
+    retries: int = 0
 
 
 def run_sweep(suite: Suite, run_dir: Path, *, only_blocks: list[str] | None = None, device: str | None = None,
-              plugins: list[str] | None = None, progress: ProgressCallback | None = None,
+              plugins: list[str] | None = None, progress: ProgressCallback[Case] | None = None,
               isolate: bool = True) -> SweepResult:
     """Measure every case of ``suite`` that ``run_dir`` does not hold yet.
 
-    Each finished case is appended to the store before the next starts.
+    With ``latency.rounds`` = R > 1 the cases are measured round-robin: every case
+    once (all measurements), then R − 1 further rounds of latency only, so slow drift
+    of the machine hits every block alike; a case's record is stored when its last
+    round is in. A case whose latency came out ``contended`` is measured again at the
+    end of the queue, up to ``latency.retries`` times, keeping the least contended
+    measurement. Each finished case is appended to the store before the next starts.
     """
     cases = suite.cases(only_blocks=only_blocks, device=device)
-    done = store.finished_case_ids(run_dir)
-    todo = [c for c in cases if c.case_id not in done]
     settings = case_settings(suite)
     statuses: dict[str, int] = {}
-    runner = _IsolatedRunner(settings, plugins or [], Path(run_dir) / "worker.log") if isolate else None
-    try:
-        for index, case in enumerate(todo, start=1):
-            record = _run_one(case, settings, runner)
-            store.append_record(run_dir, record)
-            statuses[record["status"]] = statuses.get(record["status"], 0) + 1
-            if progress:
-                progress(case, record, index, len(todo))
-    finally:
-        if runner:
-            runner.close()
+    with store.writer_lock(run_dir):
+        done = store.finished_case_ids(run_dir)
+        todo = [c for c in cases if c.case_id not in done]
+        runner = _IsolatedRunner(settings, plugins or [], Path(run_dir) / "worker.log") if isolate else None
+        queue = collections.deque(_Pending(case) for case in todo)
+        finished = 0
+        try:
+            while queue:
+                item = queue.popleft()
+                if _advance(item, settings, runner):
+                    queue.append(item)  # another round or a retry, after the other cases
+                    continue
+                assert item.record is not None
+                store.append_record(run_dir, item.record)
+                finished += 1
+                statuses[item.record["status"]] = statuses.get(item.record["status"], 0) + 1
+                if progress:
+                    progress(item.case, item.record, finished, len(todo))
+        finally:
+            if runner:
+                runner.close()
     return SweepResult(run_dir, len(cases), len(todo), len(cases) - len(todo), statuses)
 
 
-def _run_one(case: Case, settings: CaseSettings, runner: "_IsolatedRunner | None") -> dict[str, Any]:
+def _advance(item: _Pending, settings: CaseSettings, runner: "_IsolatedRunner | None") -> bool:
+    """Run the next unit of ``item``; True when it needs another (a round or a retry)."""
+    sampling = settings.sampling
+    if item.record is None:
+        item.record = _run_one(CaseTask(item.case), settings, runner)
+        item.next_round = 1
+    elif item.next_round < sampling.rounds:
+        later = _run_one(CaseTask(item.case, item.next_round, latency_only=True), settings, runner)
+        item.record = merge_rounds(item.record, later)
+        item.next_round += 1
+    else:  # a retry of a contended latency: all rounds again would double the cost; one will do
+        item.retries += 1
+        again = _run_one(CaseTask(item.case, sampling.rounds + item.retries - 1, latency_only=True), settings, runner)
+        item.record = least_contended(item.record, again)
+        item.record["latency_attempts"] = 1 + item.retries
+    if item.record["status"] != STATUS_OK:
+        return False
+    if item.next_round < sampling.rounds:
+        return True
+    return item.retries < sampling.retries and _is_contended(item.record)
+
+
+def _latency_passes(record: dict[str, Any]) -> list[str]:
+    return [p for p in PASSES if record.get(metric(f"latency_{p}_ms").samples_column) is not None]
+
+
+def _is_contended(record: dict[str, Any]) -> bool:
+    return any(WARNING_CONTENDED in (record.get(metric(f"latency_{p}_ms").warnings_column) or [])
+               for p in _latency_passes(record))
+
+
+def merge_rounds(record: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with a later round's latency samples appended (its statistics and
+    warnings recomputed); a failed later round makes the case fail as that round did,
+    keeping every measurement taken before."""
+    merged = dict(record)
+    merged["duration_s"] = round(record.get("duration_s", 0.0) + later.get("duration_s", 0.0), 3)
+    if later["status"] != STATUS_OK:
+        merged.update(status=later["status"], error=later.get("error"), traceback=later.get("traceback"))
+        return merged
+    for name in _latency_passes(later):
+        if name in _latency_passes(record):
+            merged.update(LatencyResult.from_columns(record, name).merged(LatencyResult.from_columns(later, name)).columns())
+    return merged
+
+
+def least_contended(record: dict[str, Any], again: dict[str, Any]) -> dict[str, Any]:
+    """Per latency pass, the measurement whose samples were starved least often."""
+    chosen = dict(record)
+    chosen["duration_s"] = round(record.get("duration_s", 0.0) + again.get("duration_s", 0.0), 3)
+    if again["status"] != STATUS_OK:
+        return chosen
+    for name in _latency_passes(again):
+        old, new = LatencyResult.from_columns(record, name), LatencyResult.from_columns(again, name)
+        if (new.starved_share or 0.0) < (old.starved_share or 0.0):
+            chosen.update(new.columns())
+    return chosen
+
+
+def _run_one(task: CaseTask, settings: CaseSettings, runner: "_IsolatedRunner | None") -> dict[str, Any]:
+    case = task.case
     max_memory_gib = settings.limits.max_memory_gib
     estimate = estimate_peak_bytes(case)
     if estimate > max_memory_gib * GIB:
         record = base_record(case)
-        record.update(status="skipped", duration_s=0.0, estimated_peak_bytes=estimate,
+        record.update(status=STATUS_SKIPPED, duration_s=0.0, estimated_peak_bytes=estimate,
                       error=f"estimated peak memory {estimate / GIB:.1f} GiB exceeds the limit of {max_memory_gib:g} GiB")
         return record
     if runner is None:
         from nlbench.measure.run_case import measure_case
 
-        return measure_case(case, settings)
-    return runner.run(case)
+        return measure_case(case, task.settings(settings))
+    return runner.run(task)
 
 
 # --- the isolated worker -------------------------------------------------------------
@@ -157,6 +304,9 @@ def _worker_main(conn: Connection, settings: CaseSettings, plugins: list[str], c
         load_plugin(plugin)
     if cap_memory:  # CUDA reserves huge virtual ranges: cap CPU workers only
         _cap_address_space(settings.limits.max_memory_gib)
+    if settings.sampling.retain_freed_memory:
+        retain_freed_memory()
+    conn.send(WORKER_READY)
     while True:
         try:
             message = conn.recv()
@@ -164,7 +314,8 @@ def _worker_main(conn: Connection, settings: CaseSettings, plugins: list[str], c
             return
         if message is None:
             return
-        conn.send(measure_case(Case.from_dict(message), settings))
+        task: CaseTask = message
+        conn.send(measure_case(task.case, task.settings(settings)))
 
 
 def _die_with_parent() -> None:
@@ -172,11 +323,23 @@ def _die_with_parent() -> None:
     so a killed sweep leaves no orphan measuring on."""
     try:
         import ctypes
-        import signal
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+
+
+def retain_freed_memory() -> bool:
+    """Make glibc's malloc keep freed memory for reuse: no ``mmap`` for large blocks
+    (``M_MMAP_MAX`` = 0) and no returning the heap's top to the kernel
+    (``M_TRIM_THRESHOLD`` = max). True when both settings took (glibc only)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(-4, 0)) and bool(libc.mallopt(-1, 2**31 - 1))  # M_MMAP_MAX, M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        return False
 
 
 def _cap_address_space(max_memory_gib: float) -> None:
@@ -200,7 +363,8 @@ class _IsolatedRunner:
         self.conn: Connection | None = None
         self.device_is_cpu: bool | None = None
 
-    def _start(self, cpu: bool) -> None:
+    def _start(self, cpu: bool) -> str | None:
+        """Start a worker and wait until it is ready; the reason it is not, or None."""
         context = mp.get_context("spawn")
         parent, child = context.Pipe()
         self.process = context.Process(target=_worker_main, args=(child, self.settings, self.plugins, cpu, self.log_path),
@@ -209,33 +373,51 @@ class _IsolatedRunner:
         child.close()
         self.conn = parent
         self.device_is_cpu = cpu
-
-    def run(self, case: Case) -> dict[str, Any]:
-        cpu = case.device == "cpu"
-        if self.process is None or not self.process.is_alive() or self.device_is_cpu != cpu:
-            self.close()
-            self._start(cpu)
-        assert self.conn is not None
-        started = time.perf_counter()
-        self.conn.send(case.to_dict())
-        # Start-up (torch import) is not the case's fault: allow a minute on top.
-        limit = self.settings.limits.case_timeout_s * 1.5 + 60
         try:
-            if self.conn.poll(limit):
-                return self.conn.recv()
+            if parent.poll(WORKER_STARTUP_S) and parent.recv() == WORKER_READY:
+                return None
         except (EOFError, ConnectionResetError, BrokenPipeError):
             pass
-        record = base_record(case)
-        record["duration_s"] = round(time.perf_counter() - started, 3)
+        reason = self._death_reason() or f"worker did not start within {WORKER_STARTUP_S:.0f} s"
+        self.close(kill=True)
+        return f"could not start a measuring worker: {reason} (see worker.log)"
+
+    def _death_reason(self) -> str | None:
+        """How the worker ended, if it did (waiting briefly for a dying one to be reaped)."""
+        self.process.join(2.0)
         if self.process.is_alive():
-            self.close(kill=True)
-            record.update(status="timeout", error=f"case exceeded its time limit ({limit:.0f} s) and was killed")
-        else:
-            code = self.process.exitcode
+            return None
+        return describe_exit(self.process.exitcode)
+
+    def run(self, task: CaseTask) -> dict[str, Any]:
+        case = task.case
+        cpu = case.device == "cpu"
+        record = base_record(case)
+        if self.process is None or not self.process.is_alive() or self.device_is_cpu != cpu:
             self.close()
-            status = "oom" if code in (-9, 137) else "error"
-            record.update(status=status, error=f"worker process died with exit code {code}"
-                          + (" (SIGKILL: most likely out of memory)" if status == "oom" else ""))
+            failure = self._start(cpu)
+            if failure:
+                record.update(status=STATUS_ERROR, error=failure, duration_s=0.0)
+                return record
+        assert self.conn is not None
+        started = time.perf_counter()
+        limit = self.settings.limits.case_timeout_s
+        try:
+            self.conn.send(task)
+            if self.conn.poll(limit + KILL_GRACE_S):
+                return self.conn.recv()
+            reason = None if self.process.is_alive() else describe_exit(self.process.exitcode)
+        except (EOFError, ConnectionResetError, BrokenPipeError):  # the pipe closed: the worker died
+            reason = self._death_reason() or "it closed its pipe"
+        record["duration_s"] = round(time.perf_counter() - started, 3)
+        if reason is None:
+            self.close(kill=True)
+            record.update(status=STATUS_TIMEOUT, error=f"case exceeded its time limit of {limit:g} s and was killed")
+        else:
+            killed = self.process.exitcode == -signal.SIGKILL
+            self.close()
+            record.update(status=STATUS_OOM if killed else STATUS_ERROR, error=f"the measuring worker died: {reason}"
+                          + (" — most likely the kernel's out-of-memory killer" if killed else ""))
         return record
 
     def close(self, kill: bool = False) -> None:
@@ -253,6 +435,18 @@ class _IsolatedRunner:
         if self.conn is not None:
             self.conn.close()
         self.process, self.conn = None, None
+
+
+def describe_exit(code: int | None) -> str:
+    """A worker's exit status in words: ``signal SIGSEGV (11)`` or ``exit code 0``."""
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name} ({-code})"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code} without sending a result"
 
 
 def default_results_root() -> Path:

@@ -13,7 +13,11 @@ from typing import Any, Iterable, Mapping
 # --------------------------------------------------------------------------- statuses
 
 STATUS_OK = "ok"
-FAILED_STATUSES: tuple[str, ...] = ("oom", "timeout", "error", "skipped")
+STATUS_OOM = "oom"
+STATUS_TIMEOUT = "timeout"
+STATUS_ERROR = "error"
+STATUS_SKIPPED = "skipped"
+FAILED_STATUSES: tuple[str, ...] = (STATUS_OOM, STATUS_TIMEOUT, STATUS_ERROR, STATUS_SKIPPED)
 STATUSES: tuple[str, ...] = (STATUS_OK, *FAILED_STATUSES)
 
 #: How a status reads in prose and plot legends.
@@ -88,11 +92,33 @@ def is_noisy(median: float, iqr: float) -> bool:
     return not math.isnan(ratio) and ratio > NOISY_IQR_OVER_MEDIAN
 
 
-def latency_warnings(median: float, iqr: float) -> list[str]:
-    """Why a latency's median cannot be trusted alone (empty when it can)."""
+#: A sample whose main thread spent more than this share of its wall time off the
+#: CPU did not get the CPU it asked for.
+STARVED_OFF_CPU = 0.10
+#: A latency is ``contended`` when more than this share of its samples were starved.
+CONTENDED_SAMPLE_SHARE = 0.25
+#: Fewer samples than this is ``few-samples``: too few for a rank test to mean much.
+FEW_SAMPLES = 10
+
+WARNING_NOISY = "noisy"
+WARNING_CONTENDED = "contended"
+WARNING_FEW_SAMPLES = "few-samples"
+LATENCY_WARNINGS: tuple[str, ...] = (WARNING_NOISY, WARNING_CONTENDED, WARNING_FEW_SAMPLES)
+
+
+def latency_warnings(median: float, iqr: float, *, n_samples: int | None = None,
+                     starved_share: float | None = None) -> list[str]:
+    """Why a latency's median cannot be trusted alone (empty when it can): short words
+    from :data:`LATENCY_WARNINGS`. ``n_samples`` and ``starved_share`` are judged only
+    when known (older records lack them)."""
+    found = []
     if is_noisy(median, iqr):
-        return [f"noisy: IQR/median {iqr_over_median(median, iqr):.0%} > {NOISY_IQR_OVER_MEDIAN:.0%}"]
-    return []
+        found.append(WARNING_NOISY)
+    if starved_share is not None and starved_share > CONTENDED_SAMPLE_SHARE:
+        found.append(WARNING_CONTENDED)
+    if n_samples is not None and n_samples < FEW_SAMPLES:
+        found.append(WARNING_FEW_SAMPLES)
+    return found
 
 
 def _latency(direction: str, label: str) -> Metric:
@@ -133,6 +159,8 @@ NUMERIC_COLUMNS: tuple[str, ...] = (
     "peak_mem_fwd_bytes", "peak_mem_fwdbwd_bytes", "latency_threads", "threads", "duration_s",
     "estimated_peak_bytes", "claimed_n_exponent", "claimed_c_exponent", "claimed_n_log_power",
     "accuracy", "steps", "seed", "steps_per_s", "wall_s",
+    "latency_fwd_calls_per_sample", "latency_fwd_warmup_calls", "latency_fwdbwd_calls_per_sample",
+    "latency_fwdbwd_warmup_calls", "latency_attempts", "calibrated_matmul_gflops",
 )
 #: Integer columns of a case's shape (nullable: ``frames`` is null for images).
 SHAPE_INT_COLUMNS: tuple[str, ...] = ("channels", "height", "width", "frames", "batch")
@@ -142,6 +170,12 @@ SHAPE_INT_COLUMNS: tuple[str, ...] = ("channels", "height", "width", "frames", "
 AXES: tuple[str, ...] = ("N", "C")
 AXIS_LABELS: Mapping[str, str] = {"N": "N = H·W (·T) positions", "C": "C channels"}
 VERDICTS: tuple[str, ...] = ("holds", "does not hold", "inconclusive")
+
+
+def check_axis(axis: str) -> None:
+    """Raise a ValueError unless ``axis`` is one of :data:`AXES`."""
+    if axis not in AXES:
+        raise ValueError(f"axis must be one of {AXES}, got {axis!r}")
 
 
 @dataclass(frozen=True)
@@ -172,8 +206,7 @@ class ClaimedComplexity:
 
         Axis N: ``a + b/ln(x_max)`` (the slope of N^a·log^b N at x_max); axis C: ``c``.
         """
-        if axis not in AXES:
-            raise ValueError(f"axis must be one of {AXES}, got {axis!r}")
+        check_axis(axis)
         if axis == "C":
             return float(self.c_exponent)
         if self.n_log_power == 0:
@@ -210,10 +243,19 @@ class SamplingSettings:
     """How latency is sampled — the one set of defaults, used unchanged from the suite
     file (``[latency]``) to the timing loop.
 
-    ``warmup`` discarded calls, then timed calls until at least ``min_samples`` were
+    Warm-up: at least ``warmup`` untimed calls, continued until the timings are stable
+    (the median of the last three calls within 10 % of the three before) or
+    ``max_warmup_s`` has passed. Then timed samples until at least ``min_samples`` were
     taken and ``min_run_time_s`` of wall time spent sampling, or ``max_samples`` were
-    taken. ``threads`` fixes ``torch.set_num_threads`` for the measurement (None
-    leaves the process's count); the count used is recorded either way.
+    taken. A sample is a block of calls lasting at least ``block_ms`` (one call when a
+    call is that long; 0 = always one call). ``threads`` fixes
+    ``torch.set_num_threads`` (None leaves the process's count; the count used is
+    recorded either way). ``rounds`` > 1 samples each case in that many rounds
+    interleaved with the other cases; ``retries`` re-measures a contended case that
+    many times, later in the sweep. ``retain_freed_memory`` makes the measuring worker
+    keep freed memory in its heap (glibc ``mallopt``: no ``mmap``, no trimming), so a
+    call reuses pages instead of faulting fresh ones in — the steady state a caching
+    allocator (CUDA's) gives.
     """
 
     warmup: int = 2
@@ -221,9 +263,16 @@ class SamplingSettings:
     min_samples: int = 5
     max_samples: int = 100
     threads: int | None = None
+    block_ms: float = 0.0
+    max_warmup_s: float = 0.0
+    rounds: int = 1
+    retries: int = 0
+    retain_freed_memory: bool = False
 
     def __post_init__(self) -> None:
         owner = "latency"
+        if not isinstance(self.retain_freed_memory, bool):
+            raise SettingsError(f"{owner}.retain_freed_memory", "true or false", self.retain_freed_memory)
         _check_int(owner, "warmup", self.warmup, 0)
         _check_number(owner, "min_run_time_s", self.min_run_time_s, 0.0)
         _check_int(owner, "min_samples", self.min_samples, 1)
@@ -233,7 +282,12 @@ class SamplingSettings:
                                 self.max_samples)
         if self.threads is not None:
             _check_int(owner, "threads", self.threads, 1)
-        object.__setattr__(self, "min_run_time_s", float(self.min_run_time_s))
+        _check_number(owner, "block_ms", self.block_ms, 0.0)
+        _check_number(owner, "max_warmup_s", self.max_warmup_s, 0.0)
+        _check_int(owner, "rounds", self.rounds, 1)
+        _check_int(owner, "retries", self.retries, 0)
+        for name in ("min_run_time_s", "block_ms", "max_warmup_s"):
+            object.__setattr__(self, name, float(getattr(self, name)))
 
 
 @dataclass(frozen=True)

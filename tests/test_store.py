@@ -6,9 +6,17 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from nlbench import store
 from nlbench.case import Case
+
+
+@pytest.fixture()
+def run(tmp_path: Path) -> Path:
+    """An empty run directory with its manifest."""
+    store.write_manifest(tmp_path, {"suite": "t"})
+    return tmp_path
 
 
 def make_record(case: Case, **fields) -> dict:
@@ -33,29 +41,30 @@ def test_round_trip_keeps_values_and_public_columns(tmp_path: Path) -> None:
     assert store.read_manifest(tmp_path)["schema_version"] == store.SCHEMA_VERSION
 
 
-def test_nan_is_stored_as_null(tmp_path: Path) -> None:
+def test_nan_is_stored_as_null(run: Path) -> None:
     case = Case("nl", 8, 4, 4)
-    store.append_record(tmp_path, make_record(case, latency_fwd_ms_median=float("nan")))
-    line = (tmp_path / store.RESULTS_FILE).read_text()
+    store.append_record(run, make_record(case, latency_fwd_ms_median=float("nan")))
+    line = (run / store.RESULTS_FILE).read_text()
     assert "NaN" not in line and '"latency_fwd_ms_median": null' in line
 
 
-def test_cut_line_is_ignored_then_trimmed(tmp_path: Path) -> None:
+def test_cut_line_is_ignored_then_trimmed(run: Path) -> None:
     first, second = Case("nl", 8, 4, 4), Case("nl", 8, 8, 8)
-    store.append_record(tmp_path, make_record(first))
-    with (tmp_path / store.RESULTS_FILE).open("a") as handle:
+    store.append_record(run, make_record(first))
+    with (run / store.RESULTS_FILE).open("a") as handle:
         handle.write('{"case_id": "cut-short", "block": "n')  # a kill mid-write
-    assert store.finished_case_ids(tmp_path) == {first.case_id}
-    store.append_record(tmp_path, make_record(second))
-    lines = (tmp_path / store.RESULTS_FILE).read_text().splitlines()
+    assert store.finished_case_ids(run) == {first.case_id}
+    store.append_record(run, make_record(second))
+    lines = (run / store.RESULTS_FILE).read_text().splitlines()
     assert len(lines) == 2 and all(json.loads(line) for line in lines)
 
 
-def test_last_record_of_a_case_wins(tmp_path: Path) -> None:
+def test_a_duplicated_case_is_reported_and_the_last_record_wins(run: Path) -> None:
     case = Case("nl", 8, 4, 4)
-    store.append_record(tmp_path, make_record(case, status="error", error="boom"))
-    store.append_record(tmp_path, make_record(case, macs=5))
-    df = store.load(tmp_path)
+    store.append_record(run, make_record(case, status="error", error="boom"))
+    store.append_record(run, make_record(case, macs=5))
+    with pytest.warns(store.StoreWarning, match=r"1 case\(s\) recorded more than once.*×2"):
+        df = store.load(run)
     assert len(df) == 1 and df.iloc[0]["status"] == "ok" and df.iloc[0]["macs"] == 5
 
 
@@ -69,16 +78,16 @@ def test_case_identity_is_stable_and_option_order_free() -> None:
 
 def test_load_several_runs(tmp_path: Path) -> None:
     for name in ("run-a", "run-b"):
-        (tmp_path / name).mkdir()
+        store.write_manifest(tmp_path / name, {"suite": name})
         store.append_record(tmp_path / name, make_record(Case("nl", 8, 4, 4)))
     df = store.load([tmp_path / "run-a", tmp_path / "run-b"])
     assert sorted(df["run"]) == ["run-a", "run-b"]
 
 
-def test_uncounted_ops_is_null_when_flops_were_not_counted(tmp_path: Path) -> None:
+def test_uncounted_ops_is_null_when_flops_were_not_counted(run: Path) -> None:
     """An empty list means "everything was counted"; a case never counted must not say so."""
-    store.append_record(tmp_path, make_record(Case("nl", 8, 4, 4), params=10))
-    store.append_record(tmp_path, make_record(Case("nl", 8, 8, 8), macs=5, uncounted_ops=[]))
-    df = store.load(tmp_path).set_index("height")
+    store.append_record(run, make_record(Case("nl", 8, 4, 4), params=10))
+    store.append_record(run, make_record(Case("nl", 8, 8, 8), macs=5, uncounted_ops=[]))
+    df = store.load(run).set_index("height")
     assert df.loc[4, "uncounted_ops"] is None
     assert df.loc[8, "uncounted_ops"] == []

@@ -151,3 +151,19 @@ def test_sigkill_then_resume_gives_exactly_one_result_per_case(tmp_path: Path) -
     assert len(ids) == 9 and len(set(ids)) == 9, "exactly one result per case"
     df = store.load(results.parent)
     assert len(df) == 9 and (df["status"] == "ok").all()
+
+
+def test_rounds_interleave_cases_and_keep_each_samples_round(tmp_path: Path) -> None:
+    suite = parse_suite({"name": "rounds", "blocks": ["identity", "nl"], "channels": [4], "resolutions": [4, 6],
+                         "measure": ["params", "latency_fwd"],
+                         "latency": {"warmup": 1, "min_run_time_s": 0.0, "min_samples": 3, "max_samples": 3,
+                                     "rounds": 3}})
+    run_dir = start_run(suite, tmp_path, only_blocks=None, device=None, plugins=[])
+    order = []
+    result = run_sweep(suite, run_dir, progress=lambda case, record, i, n: order.append(case.label))
+    assert result.ran == 4 and result.statuses == {"ok": 4}
+    assert order == [c.label for c in suite.cases()], "records are stored in case order after the last round"
+    for _, row in store.load(run_dir).iterrows():
+        assert row["latency_fwd_round_samples"] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+        assert len(row["latency_fwd_ms_samples"]) == 9 and row["latency_fwd_warmup_calls"] == 3
+        assert row["params"] >= 0, "the first round measured everything; later ones latency only"

@@ -12,6 +12,9 @@ import fnmatch
 import importlib
 import importlib.metadata
 import inspect
+import math
+import numbers
+import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, TypeVar
@@ -159,7 +162,7 @@ def list_blocks(pattern: str = "*") -> list[str]:
     A comma-separated pattern (``"nl,srl_*"``) matches any of its parts.
     """
     parts = [p.strip() for p in pattern.split(",") if p.strip()] or ["*"]
-    return sorted(n for n in _registry() if any(fnmatch.fnmatchcase(n, p) for p in parts))
+    return sorted(n for n in _registry() if any(n == p or fnmatch.fnmatchcase(n, p) for p in parts))
 
 
 def resolve_blocks(patterns: list[str] | str) -> list[str]:
@@ -187,13 +190,59 @@ def get_spec(name: str) -> BlockSpec:
     return registry[name]
 
 
+def _option_kinds(spec: BlockSpec, option: str) -> tuple[type, ...]:
+    """The value types an option accepts, from its default (and, for a None default,
+    its annotation): bool only for bools, int (not bool) for ints, int or float for
+    floats, str for strings; a None default also accepts None."""
+    default = spec.default_options[option]
+    if isinstance(default, bool):
+        return (bool,)
+    if isinstance(default, int):
+        return (numbers.Integral,)
+    if isinstance(default, float):
+        return (numbers.Real,)
+    if isinstance(default, str):
+        return (str,)
+    if default is None:
+        hint = _annotation(spec, option)
+        named = {"bool": bool, "int": numbers.Integral, "float": numbers.Real, "str": str}
+        kinds = tuple(k for word, k in named.items() if re.search(rf"\b{word}\b", hint))
+        return (*kinds, type(None)) if kinds else (bool, numbers.Real, str, type(None))
+    return (type(default),)
+
+
+def _annotation(spec: BlockSpec, option: str) -> str:
+    """The constructor's annotation of ``option`` as text ("" when there is none)."""
+    parameter = inspect.signature(spec.factory.__init__).parameters.get(option) if spec.factory else None
+    if parameter is None or parameter.annotation is parameter.empty:
+        return ""
+    annotation = parameter.annotation
+    return annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+
+
+def _check_option_value(name: str, option: str, value: Any, kinds: tuple[type, ...]) -> None:
+    ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+    if ok and isinstance(value, numbers.Real) and not math.isfinite(value):
+        ok = False
+    if not ok:
+        words = {type(None): "None", numbers.Integral: "an integer", numbers.Real: "a finite number",
+                 bool: "a boolean", str: "a string"}
+        expected = " or ".join(words.get(k, k.__name__) for k in kinds)
+        raise BlockError(f"block {name!r}: option {option!r} expects {expected}, got {value!r} "
+                         f"({type(value).__name__})")
+
+
 def resolve_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """The block's defaults updated with ``options``; unknown options are an error."""
+    """The block's defaults updated with ``options``. Unknown options, and values of a
+    type the option's default does not have (a string for a boolean, a date, NaN),
+    are an error before anything is built."""
     spec = get_spec(name)
     unknown = sorted(set(options) - set(spec.default_options))
     if unknown:
         valid = ", ".join(sorted(spec.default_options)) or "(none)"
         raise BlockError(f"block {name!r} has no option {', '.join(map(repr, unknown))}; valid options: {valid}.")
+    for option, value in options.items():
+        _check_option_value(name, option, value, _option_kinds(spec, option))
     return {**spec.default_options, **options}
 
 

@@ -34,13 +34,15 @@ def counters(module: nn.Module, inputs: tuple[Tensor, ...], case: Case, settings
 
 @register_measurer("latency_fwd", description="forward latency: raw samples, median, IQR")
 def latency_fwd(module: nn.Module, inputs: tuple[Tensor, ...], case: Case, settings: CaseSettings) -> LatencyResult:
-    return measure_forward(module, inputs, settings.sampling, deadline_s=settings.remaining_s())
+    return measure_forward(module, inputs, settings.sampling, deadline_s=settings.remaining_s(),
+                           round_index=settings.round_index)
 
 
 @register_measurer("latency_fwdbwd", description="forward+backward latency: raw samples, median, IQR")
 def latency_fwdbwd(module: nn.Module, inputs: tuple[Tensor, ...], case: Case,
                    settings: CaseSettings) -> LatencyResult:
-    return measure_forward_backward(module, inputs, settings.sampling, deadline_s=settings.remaining_s())
+    return measure_forward_backward(module, inputs, settings.sampling, deadline_s=settings.remaining_s(),
+                                    round_index=settings.round_index)
 
 
 @register_measurer("memory", description="peak extra bytes during forward and forward+backward")

@@ -1,8 +1,12 @@
 """Wall-clock latency of a block's forward and forward+backward passes.
 
-Every timed sample is exactly one call, timed with ``time.perf_counter_ns`` (on CUDA
-the device is synchronised before the clock starts and before it stops), so the raw
-samples can feed a rank test (Mann-Whitney) later; warm-up calls are discarded. The
+A timed sample is a block of back-to-back calls (one call unless a call is shorter
+than ``block_ms``), timed with ``time.perf_counter_ns`` (on CUDA the device is
+synchronised before the clock starts and before it stops) and stored per call, so the
+raw samples can feed a rank test (Mann-Whitney) later; warm-up calls, continued until
+the timings settle, are discarded. Beside each sample the loop records the main
+thread's CPU time (a sample whose thread was off the CPU for more than 10 % of it was
+starved: contention), the minor page faults and the involuntary context switches. The
 summary is the median and the IQR of the raw samples, never a single run or the mean.
 
 The helpers that put a module into a measurable state and put it back afterwards
@@ -13,16 +17,19 @@ with the memory measurer.
 from __future__ import annotations
 
 import math
+import resource
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from nlbench.vocabulary import Metric, SamplingSettings, iqr_over_median, latency_warnings, metric
+from nlbench.vocabulary import (
+    STARVED_OFF_CPU, WARNING_CONTENDED, Metric, SamplingSettings, iqr_over_median, latency_warnings, metric,
+)
 
 #: The passes a latency is measured for: forward, and forward+backward.
 PASSES: tuple[str, ...] = ("fwd", "fwdbwd")
@@ -51,14 +58,26 @@ class MeasurementTimeout(TimeoutError):
 
 @dataclass(frozen=True)
 class LatencyResult:
-    """Raw per-call samples (milliseconds, warm-up excluded) of one pass (``"fwd"`` or
-    ``"fwdbwd"``), the intra-op thread count they ran with and the device; the summary
-    statistics and the warnings derive from the samples."""
+    """The samples of one pass (``"fwd"`` or ``"fwdbwd"``) and how they were taken.
+
+    Per sample: ``samples_ms`` the wall time of one call (a sample of several calls
+    is their mean), ``cpu_ms`` the main thread's CPU time per call over the same span,
+    ``minor_faults`` the process's minor page faults per call, ``involuntary_switches``
+    its involuntary context switches in the sample, ``rounds`` the sweep round the
+    sample was taken in. ``calls_per_sample`` and ``warmup_calls`` say how the loop ran.
+    The summary statistics and the warnings derive from the samples.
+    """
 
     samples_ms: tuple[float, ...]
     threads: int
     device: str
     pass_name: str = "fwd"
+    cpu_ms: tuple[float, ...] | None = None
+    minor_faults: tuple[float, ...] | None = None
+    involuntary_switches: tuple[int, ...] | None = None
+    rounds: tuple[int, ...] | None = None
+    calls_per_sample: int = 1
+    warmup_calls: int = 0
 
     def __post_init__(self) -> None:
         samples = tuple(float(s) for s in self.samples_ms)  # accept lists, e.g. from JSON
@@ -67,12 +86,21 @@ class LatencyResult:
         if not all(math.isfinite(s) and s >= 0 for s in samples):
             raise ValueError(f"LatencyResult.samples_ms must be finite and >= 0, got {samples!r}")
         object.__setattr__(self, "samples_ms", samples)
+        for name, kind in (("cpu_ms", float), ("minor_faults", float), ("involuntary_switches", int), ("rounds", int)):
+            values = getattr(self, name)
+            if values is not None:
+                values = tuple(kind(v) for v in values)
+                if len(values) != len(samples):
+                    raise ValueError(f"LatencyResult.{name} must have one value per sample ({len(samples)})")
+                object.__setattr__(self, name, values)
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
             raise ValueError(f"LatencyResult.threads must be an int >= 1, got {self.threads!r}")
         if not isinstance(self.device, str) or not self.device:
             raise ValueError(f"LatencyResult.device must be a non-empty string, got {self.device!r}")
         if self.pass_name not in PASSES:
             raise ValueError(f"LatencyResult.pass_name must be one of {PASSES}, got {self.pass_name!r}")
+        if isinstance(self.calls_per_sample, bool) or not isinstance(self.calls_per_sample, int) or self.calls_per_sample < 1:
+            raise ValueError(f"LatencyResult.calls_per_sample must be an int >= 1, got {self.calls_per_sample!r}")
 
     @property
     def metric(self) -> Metric:
@@ -114,15 +142,69 @@ class LatencyResult:
         return self.metric.is_noisy(self.median_ms, self.iqr_ms)
 
     @property
+    def off_cpu(self) -> tuple[float, ...] | None:
+        """Per sample, the share of its wall time the main thread was not on a CPU
+        (None when CPU time was not recorded, e.g. on CUDA, where waiting is normal)."""
+        if self.cpu_ms is None:
+            return None
+        return tuple(max(0.0, 1.0 - c / w) if w > 0 else 0.0 for c, w in zip(self.cpu_ms, self.samples_ms))
+
+    @property
+    def starved_share(self) -> float | None:
+        """The share of samples that were starved of CPU (see ``vocabulary.STARVED_OFF_CPU``)."""
+        off = self.off_cpu
+        if off is None:
+            return None
+        return sum(o > STARVED_OFF_CPU for o in off) / len(off)
+
+    @property
+    def contended(self) -> bool:
+        """True when the samples show the process did not get its CPU."""
+        return WARNING_CONTENDED in self.warnings
+
+    @property
     def warnings(self) -> tuple[str, ...]:
         """Why this latency cannot be trusted (empty when it can)."""
-        return tuple(latency_warnings(self.median_ms, self.iqr_ms))
+        return tuple(latency_warnings(self.median_ms, self.iqr_ms, n_samples=self.n_samples,
+                                      starved_share=self.starved_share))
 
     def columns(self) -> dict[str, Any]:
-        """The record columns of this pass: raw samples, median, IQR, warnings, threads."""
+        """The record columns of this pass: raw samples and their side channels,
+        median, IQR, warnings, threads and how the loop ran."""
         m = self.metric
+        prefix = f"latency_{self.pass_name}"
+        optional = lambda v: None if v is None else list(v)  # noqa: E731
         return {m.samples_column: list(self.samples_ms), m.column: self.median_ms, m.iqr_column: self.iqr_ms,
-                m.warnings_column: list(self.warnings), "latency_threads": self.threads}
+                m.warnings_column: list(self.warnings), "latency_threads": self.threads,
+                f"{prefix}_cpu_ms_samples": optional(self.cpu_ms),
+                f"{prefix}_minor_faults_samples": optional(self.minor_faults),
+                f"{prefix}_invol_switches_samples": optional(self.involuntary_switches),
+                f"{prefix}_round_samples": optional(self.rounds),
+                f"{prefix}_calls_per_sample": self.calls_per_sample, f"{prefix}_warmup_calls": self.warmup_calls}
+
+    @classmethod
+    def from_columns(cls, record: Mapping[str, Any], pass_name: str) -> "LatencyResult":
+        """The result a record's columns (as :meth:`columns` wrote them) hold for ``pass_name``."""
+        prefix = f"latency_{pass_name}"
+        return cls(samples_ms=tuple(record[f"{prefix}_ms_samples"]), threads=int(record["latency_threads"]),
+                   device=str(record["device"]), pass_name=pass_name,
+                   cpu_ms=record.get(f"{prefix}_cpu_ms_samples"),
+                   minor_faults=record.get(f"{prefix}_minor_faults_samples"),
+                   involuntary_switches=record.get(f"{prefix}_invol_switches_samples"),
+                   rounds=record.get(f"{prefix}_round_samples"),
+                   calls_per_sample=int(record.get(f"{prefix}_calls_per_sample") or 1),
+                   warmup_calls=int(record.get(f"{prefix}_warmup_calls") or 0))
+
+    def merged(self, other: "LatencyResult") -> "LatencyResult":
+        """This result and a later round's of the same pass, samples concatenated."""
+        def join(a, b):  # noqa: ANN001, ANN202
+            return None if a is None or b is None else a + b
+
+        return replace(self, samples_ms=self.samples_ms + other.samples_ms, cpu_ms=join(self.cpu_ms, other.cpu_ms),
+                       minor_faults=join(self.minor_faults, other.minor_faults),
+                       involuntary_switches=join(self.involuntary_switches, other.involuntary_switches),
+                       rounds=join(self.rounds, other.rounds), warmup_calls=self.warmup_calls + other.warmup_calls,
+                       calls_per_sample=max(self.calls_per_sample, other.calls_per_sample))
 
 
 # --- shared helpers ------------------------------------------------------------------
@@ -269,6 +351,55 @@ def _check_deadline(deadline_s: float | None) -> None:
         raise ValueError(f"deadline_s must be a positive number or None, got {deadline_s!r}")
 
 
+@dataclass(frozen=True)
+class _Block:
+    """One timed block of calls: wall and main-thread CPU nanoseconds, and the
+    process's minor page faults and involuntary context switches during it."""
+
+    wall_ns: int
+    cpu_ns: int
+    minor_faults: int
+    involuntary_switches: int
+
+
+def _timed_block(call: Callable[[], Any], prepare: Callable[[], None], device: torch.device, calls: int) -> _Block:
+    """Time ``calls`` back-to-back calls (``prepare`` before each; the first one
+    untimed). The last result is freed outside the timed region."""
+    prepare()
+    synchronize_if_cuda(device)
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0, t0 = time.thread_time_ns(), time.perf_counter_ns()
+    result = call()
+    for _ in range(calls - 1):
+        del result
+        prepare()
+        result = call()
+    synchronize_if_cuda(device)
+    t1, cpu1 = time.perf_counter_ns(), time.thread_time_ns()
+    usage1 = resource.getrusage(resource.RUSAGE_SELF)
+    del result
+    return _Block(t1 - t0, cpu1 - cpu0, usage1.ru_minflt - usage0.ru_minflt, usage1.ru_nivcsw - usage0.ru_nivcsw)
+
+
+#: Warm-up is stable when the median of the last STABLE_WINDOW calls is within
+#: STABLE_TOLERANCE of the median of the window before it.
+STABLE_WINDOW = 3
+STABLE_TOLERANCE = 0.10
+
+
+def warmed_up(times_ns: Sequence[int]) -> bool:
+    """Whether the warm-up timings have settled (see :data:`STABLE_WINDOW`)."""
+    if len(times_ns) < 2 * STABLE_WINDOW:
+        return False
+    last = float(np.median(times_ns[-STABLE_WINDOW:]))
+    before = float(np.median(times_ns[-2 * STABLE_WINDOW:-STABLE_WINDOW]))
+    return before > 0 and abs(last - before) <= STABLE_TOLERANCE * before
+
+
+#: Most calls one sample may block together.
+MAX_CALLS_PER_SAMPLE = 10_000
+
+
 def _sample(
     what: str,
     call: Callable[[], Any],
@@ -276,10 +407,15 @@ def _sample(
     device: torch.device,
     settings: SamplingSettings,
     deadline_s: float | None,
-) -> tuple[float, ...]:
-    """Run ``settings.warmup`` untimed calls, then time single calls (each preceded by
-    an untimed ``prepare``) until the stopping rule holds; raise MeasurementTimeout as
-    soon as the deadline has passed."""
+    *,
+    pass_name: str,
+    threads: int,
+    round_index: int,
+) -> LatencyResult:
+    """Warm up (at least ``settings.warmup`` calls, until stable or
+    ``settings.max_warmup_s``), choose the calls per sample from the warm-up's
+    timings and ``settings.block_ms``, then time blocks until the stopping rule
+    holds; raise MeasurementTimeout as soon as the deadline has passed."""
     started = time.perf_counter()
 
     def check(samples_taken: int) -> None:
@@ -294,29 +430,33 @@ def _sample(
                     samples_taken=samples_taken,
                 )
 
-    for _ in range(settings.warmup):
-        prepare()
-        result = call()
-        synchronize_if_cuda(device)
-        del result
+    warm: list[int] = []
+    warm_started = time.perf_counter()
+    while len(warm) < settings.warmup or (
+            settings.max_warmup_s > 0 and not warmed_up(warm)
+            and time.perf_counter() - warm_started < settings.max_warmup_s):
+        warm.append(_timed_block(call, prepare, device, 1).wall_ns)
         check(0)
+    calls = 1
+    if settings.block_ms > 0 and warm:
+        typical_ns = float(np.median(warm[-STABLE_WINDOW:]))
+        calls = int(min(MAX_CALLS_PER_SAMPLE, max(1, math.ceil(settings.block_ms * 1e6 / max(typical_ns, 1.0)))))
 
-    samples: list[float] = []
+    blocks: list[_Block] = []
     sampling_started = time.perf_counter_ns()
     min_run_time_ns = settings.min_run_time_s * 1e9
-    while len(samples) < settings.max_samples:
-        prepare()
-        synchronize_if_cuda(device)
-        t0 = time.perf_counter_ns()
-        result = call()
-        synchronize_if_cuda(device)
-        t1 = time.perf_counter_ns()
-        del result  # freed outside the timed region
-        samples.append((t1 - t0) / 1e6)
-        check(len(samples))
-        if len(samples) >= settings.min_samples and time.perf_counter_ns() - sampling_started >= min_run_time_ns:
+    while len(blocks) < settings.max_samples:
+        blocks.append(_timed_block(call, prepare, device, calls))
+        check(len(blocks))
+        if len(blocks) >= settings.min_samples and time.perf_counter_ns() - sampling_started >= min_run_time_ns:
             break
-    return tuple(samples)
+    on_cpu = device.type == "cpu"  # on CUDA the host thread waits for the device by design
+    return LatencyResult(
+        samples_ms=tuple(b.wall_ns / calls / 1e6 for b in blocks), threads=threads, device=str(device),
+        pass_name=pass_name, cpu_ms=tuple(b.cpu_ns / calls / 1e6 for b in blocks) if on_cpu else None,
+        minor_faults=tuple(b.minor_faults / calls for b in blocks),
+        involuntary_switches=tuple(b.involuntary_switches for b in blocks),
+        rounds=(round_index,) * len(blocks), calls_per_sample=calls, warmup_calls=len(warm))
 
 
 def measure_forward(
@@ -325,6 +465,7 @@ def measure_forward(
     settings: SamplingSettings = SamplingSettings(),
     *,
     deadline_s: float | None = None,
+    round_index: int = 0,
 ) -> LatencyResult:
     """Per-call latency of ``module(*inputs)`` in eval mode under ``torch.no_grad()``.
 
@@ -337,8 +478,8 @@ def measure_forward(
     device = xs[0].device
     with preserved_module_state(module), intra_op_threads(settings.threads) as threads, torch.no_grad():
         module.eval()
-        samples = _sample("forward", lambda: module(*xs), lambda: None, device, settings, deadline_s)
-    return LatencyResult(samples_ms=samples, threads=threads, device=str(device), pass_name="fwd")
+        return _sample("forward", lambda: module(*xs), lambda: None, device, settings, deadline_s,
+                       pass_name="fwd", threads=threads, round_index=round_index)
 
 
 def measure_forward_backward(
@@ -347,6 +488,7 @@ def measure_forward_backward(
     settings: SamplingSettings = SamplingSettings(),
     *,
     deadline_s: float | None = None,
+    round_index: int = 0,
 ) -> LatencyResult:
     """Per-call latency of forward + ``sum`` loss + backward in train mode.
 
@@ -362,13 +504,7 @@ def measure_forward_backward(
     device = xs[0].device
     with preserved_module_state(module), intra_op_threads(settings.threads) as threads, torch.enable_grad():
         module.train()
-        samples = _sample(
-            "forward+backward",
-            lambda: forward_backward(module, xs),
-            lambda: clear_grads(module, xs),
-            device,
-            settings,
-            deadline_s,
-        )
+        result = _sample("forward+backward", lambda: forward_backward(module, xs), lambda: clear_grads(module, xs),
+                         device, settings, deadline_s, pass_name="fwdbwd", threads=threads, round_index=round_index)
         clear_grads(module, xs)
-    return LatencyResult(samples_ms=samples, threads=threads, device=str(device), pass_name="fwdbwd")
+    return result

@@ -33,13 +33,15 @@ class CaseSettings:
     """What to measure for a case and how, taken unchanged from the suite.
 
     ``deadline`` is the ``time.perf_counter()`` reading by which the case must be
-    done; the runner sets it when the case starts (None: no limit).
+    done; the runner sets it when the case starts (None: no limit). ``round_index`` is
+    the sweep round the latency samples are taken in (see ``latency.rounds``).
     """
 
     measure: tuple[str, ...]
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     limits: Limits = field(default_factory=Limits)
     deadline: float | None = None
+    round_index: int = 0
 
     def remaining_s(self) -> float | None:
         """Seconds left before the case's deadline (None: no limit); raises

@@ -15,8 +15,9 @@ from typing import Any
 import torch
 
 from nlbench.case import Case
+from nlbench.measure.latency import MeasurementTimeout, intra_op_threads
 from nlbench.measure.registry import CaseSettings, get_measurer
-from nlbench.vocabulary import KIND_SWEEP, STATUS_OK
+from nlbench.vocabulary import KIND_SWEEP, STATUS_ERROR, STATUS_OK, STATUS_OOM, STATUS_TIMEOUT
 
 
 OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory", "std::bad_alloc")
@@ -24,15 +25,13 @@ OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory
 
 def classify_failure(exc: BaseException) -> str:
     """The store status for an exception: ``oom``, ``timeout`` or ``error``."""
-    from nlbench.measure.latency import MeasurementTimeout
-
     if isinstance(exc, MeasurementTimeout):
-        return "timeout"
+        return STATUS_TIMEOUT
     if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
-        return "oom"
+        return STATUS_OOM
     if isinstance(exc, RuntimeError) and any(m in str(exc).lower() for m in OOM_MARKERS):
-        return "oom"
-    return "error"
+        return STATUS_OOM
+    return STATUS_ERROR
 
 
 def base_record(case: Case) -> dict[str, Any]:
@@ -54,6 +53,23 @@ def base_record(case: Case) -> dict[str, Any]:
     return record
 
 
+class ContractError(TypeError):
+    """A block whose forward breaks the registry's contract (a tensor of the input's shape)."""
+
+
+def check_output(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+    """One forward (eval, no grad) must return a tensor of the input's shape, dtype and
+    device; anything else is an error, not a case to measure."""
+    with torch.no_grad():
+        output = module(*inputs)
+    x = inputs[0]
+    if not isinstance(output, torch.Tensor):
+        raise ContractError(f"forward returned {type(output).__name__}, expected a tensor of shape {tuple(x.shape)}")
+    if output.shape != x.shape or output.dtype != x.dtype or output.device != x.device:
+        raise ContractError(f"forward returned a {output.dtype} tensor of shape {tuple(output.shape)} on "
+                            f"{output.device}, expected {x.dtype} {tuple(x.shape)} on {x.device}")
+
+
 def measure_case(case: Case, settings: CaseSettings) -> dict[str, Any]:
     """Build the case's block and run the suite's measurers on it, in order, each
     value's columns merged into the record as it arrives; never raises for a failing
@@ -62,22 +78,20 @@ def measure_case(case: Case, settings: CaseSettings) -> dict[str, Any]:
     record.update(status=STATUS_OK, error=None)
     started = time.perf_counter()
     settings = dataclasses.replace(settings, deadline=started + settings.limits.case_timeout_s)
-    previous_threads = torch.get_num_threads()
-    if settings.sampling.threads:
-        torch.set_num_threads(settings.sampling.threads)
-    record["threads"] = torch.get_num_threads()
     try:
-        measurers = [get_measurer(name) for name in settings.measure]
-        torch.manual_seed(0)
-        module = case.build().eval()
-        inputs = (case.make_input(seed=0),)
-        for measurer in measurers:
-            record.update(measurer.function(module, inputs, case, settings).columns())
+        with intra_op_threads(settings.sampling.threads) as threads:  # for every measurer of the case
+            record["threads"] = threads
+            measurers = [get_measurer(name) for name in settings.measure]
+            torch.manual_seed(0)
+            module = case.build().eval()
+            inputs = (case.make_input(seed=0),)
+            for measurer in measurers:
+                record.update(measurer.function(module, inputs, case, settings).columns())
+            check_output(module, inputs)  # last, so an out-of-memory forward keeps what was measured
     except Exception as exc:  # noqa: BLE001 — every failure becomes data
         record["status"] = classify_failure(exc)
         record["error"] = f"{type(exc).__name__}: {exc}"[:2000]
         record["traceback"] = traceback.format_exc(limit=6)[-4000:]
     finally:
-        torch.set_num_threads(previous_threads)
         record["duration_s"] = round(time.perf_counter() - started, 3)
     return record

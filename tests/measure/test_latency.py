@@ -91,9 +91,12 @@ def test_quartiles_interpolate_between_order_statistics() -> None:
     assert result.iqr_ms == pytest.approx(11.5)
     assert result.iqr_over_median == pytest.approx(11.5 / 6.0)
     assert result.warnings and "noisy" in result.warnings[0]
-    columns = LatencyResult(samples_ms=(1.0, 1.0, 1.0), threads=2, device="cpu", pass_name="fwdbwd").columns()
-    assert columns == {"latency_fwdbwd_ms_samples": [1.0, 1.0, 1.0], "latency_fwdbwd_ms_median": 1.0,
-                       "latency_fwdbwd_ms_iqr": 0.0, "latency_fwdbwd_warnings": [], "latency_threads": 2}
+    columns = LatencyResult(samples_ms=(1.0,) * 12, threads=2, device="cpu", pass_name="fwdbwd").columns()
+    assert {k: columns[k] for k in ("latency_fwdbwd_ms_samples", "latency_fwdbwd_ms_median", "latency_fwdbwd_ms_iqr",
+                                    "latency_fwdbwd_warnings", "latency_threads")} == {
+        "latency_fwdbwd_ms_samples": [1.0] * 12, "latency_fwdbwd_ms_median": 1.0,
+        "latency_fwdbwd_ms_iqr": 0.0, "latency_fwdbwd_warnings": [], "latency_threads": 2}
+    assert LatencyResult(samples_ms=(1.0,) * 9, threads=1, device="cpu").warnings == ("few-samples",)
 
 
 def test_summary_statistics_on_known_samples() -> None:
@@ -209,3 +212,29 @@ def test_bad_settings_and_inputs_are_rejected(x: Tensor) -> None:
         measure_forward(Recorder(), (x,), FAST, deadline_s=0)
     with pytest.raises(TypeError, match="nn.Module"):
         measure_forward(lambda t: t, (x,), FAST)  # type: ignore[arg-type]
+
+
+def test_starved_samples_make_a_latency_contended() -> None:
+    """Hand-made: 12 samples of 10 ms wall; the main thread ran 10 ms in 8 of them and
+    only 5 ms in 4 (50 % off the CPU > 10 %): 4/12 = 33 % of samples starved > 25 %."""
+    cpu = (10.0,) * 8 + (5.0,) * 4
+    result = LatencyResult(samples_ms=(10.0,) * 12, threads=1, device="cpu", cpu_ms=cpu)
+    assert result.starved_share == pytest.approx(4 / 12)
+    assert result.contended and result.warnings == ("contended",)
+    calm = LatencyResult(samples_ms=(10.0,) * 12, threads=1, device="cpu", cpu_ms=(10.0,) * 10 + (5.0,) * 2)
+    assert not calm.contended and calm.warnings == ()
+
+
+def test_short_calls_are_blocked_and_warmup_runs_until_stable(x: Tensor) -> None:
+    module = Recorder()
+    settings = SamplingSettings(warmup=1, max_warmup_s=5.0, block_ms=2.0, min_run_time_s=0.0, min_samples=3)
+    result = measure_forward(module, (x,), settings)
+    assert result.calls_per_sample > 1, "a call of microseconds is blocked to reach block_ms"
+    assert result.warmup_calls >= 6, "stability needs two windows of three calls"
+    assert module.calls == result.warmup_calls + result.n_samples * result.calls_per_sample
+    assert result.cpu_ms is not None and len(result.cpu_ms) == result.n_samples
+    assert result.rounds == (0,) * result.n_samples
+    slow = Recorder(sleep_s=0.003)
+    blocked = measure_forward(slow, (x,), SamplingSettings(warmup=1, block_ms=1.0, min_run_time_s=0.0, min_samples=3))
+    assert blocked.calls_per_sample == 1, "a call longer than block_ms is timed alone"
+    assert max(blocked.off_cpu) > 0.5, "sleeping is time off the CPU"
