@@ -250,7 +250,9 @@ class SamplingSettings:
     taken. A sample is a block of calls lasting at least ``block_ms`` (one call when a
     call is that long; 0 = always one call). ``threads`` fixes
     ``torch.set_num_threads`` (None leaves the process's count; the count used is
-    recorded either way). ``rounds`` > 1 samples each case in that many rounds
+    recorded either way); the default is 1 because on a small shared machine one
+    busy neighbour moved 2-thread medians up to 2.3× and 1-thread medians ≤ 16 %, and
+    the contention check is exact for one thread (docs/latency-noise.md). ``rounds`` > 1 samples each case in that many rounds
     interleaved with the other cases; ``retries`` re-measures a contended case that
     many times, later in the sweep. ``retain_freed_memory`` makes the measuring worker
     keep freed memory in its heap (glibc ``mallopt``: no ``mmap``, no trimming), so a
@@ -262,11 +264,11 @@ class SamplingSettings:
     min_run_time_s: float = 0.2
     min_samples: int = 5
     max_samples: int = 100
-    threads: int | None = None
-    block_ms: float = 0.0
-    max_warmup_s: float = 0.0
+    threads: int | None = 1
+    block_ms: float = 0.1
+    max_warmup_s: float = 0.5
     rounds: int = 1
-    retries: int = 0
+    retries: int = 2
     retain_freed_memory: bool = False
 
     def __post_init__(self) -> None:

@@ -165,5 +165,5 @@ def test_rounds_interleave_cases_and_keep_each_samples_round(tmp_path: Path) -> 
     assert order == [c.label for c in suite.cases()], "records are stored in case order after the last round"
     for _, row in store.load(run_dir).iterrows():
         assert row["latency_fwd_round_samples"] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
-        assert len(row["latency_fwd_ms_samples"]) == 9 and row["latency_fwd_warmup_calls"] == 3
+        assert len(row["latency_fwd_ms_samples"]) == 9 and row["latency_fwd_warmup_calls"] >= 3, "each round warms up"
         assert row["params"] >= 0, "the first round measured everything; later ones latency only"

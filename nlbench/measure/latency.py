@@ -381,18 +381,26 @@ def _timed_block(call: Callable[[], Any], prepare: Callable[[], None], device: t
     return _Block(t1 - t0, cpu1 - cpu0, usage1.ru_minflt - usage0.ru_minflt, usage1.ru_nivcsw - usage0.ru_nivcsw)
 
 
-#: Warm-up is stable when the median of the last STABLE_WINDOW calls is within
-#: STABLE_TOLERANCE of the median of the window before it.
+#: Warm-up is stable when the median call of the last window (at least
+#: STABLE_WINDOW calls and STABLE_WINDOW_S seconds of them) is within
+#: STABLE_TOLERANCE of the median of the window before it. The time span matters:
+#: here a fast call ran at half speed for its first ~10 ms after a pause.
 STABLE_WINDOW = 3
+STABLE_WINDOW_S = 0.010
 STABLE_TOLERANCE = 0.10
 
 
-def warmed_up(times_ns: Sequence[int]) -> bool:
-    """Whether the warm-up timings have settled (see :data:`STABLE_WINDOW`)."""
-    if len(times_ns) < 2 * STABLE_WINDOW:
+def warmed_up(per_call_ns: Sequence[float], calls: int = 1) -> bool:
+    """Whether warm-up timings (per-call ns of blocks of ``calls`` calls) have settled:
+    the last window's median within :data:`STABLE_TOLERANCE` of the window before."""
+    if len(per_call_ns) < 2 * STABLE_WINDOW:
         return False
-    last = float(np.median(times_ns[-STABLE_WINDOW:]))
-    before = float(np.median(times_ns[-2 * STABLE_WINDOW:-STABLE_WINDOW]))
+    typical = float(np.median(per_call_ns[-STABLE_WINDOW:]))
+    window = max(STABLE_WINDOW, math.ceil(STABLE_WINDOW_S * 1e9 / max(typical * calls, 1.0)))
+    if len(per_call_ns) < 2 * window:
+        return False
+    last = float(np.median(per_call_ns[-window:]))
+    before = float(np.median(per_call_ns[-2 * window:-window]))
     return before > 0 and abs(last - before) <= STABLE_TOLERANCE * before
 
 
@@ -430,17 +438,21 @@ def _sample(
                     samples_taken=samples_taken,
                 )
 
-    warm: list[int] = []
+    # Warm-up in blocks too: single calls until their time is known, then blocks of
+    # the calls a sample will use, until stable (per-call times compared over windows
+    # of at least STABLE_WINDOW_S) or max_warmup_s; at least ``warmup`` calls.
+    warm: list[float] = []
+    calls, warm_calls = 1, 0
     warm_started = time.perf_counter()
-    while len(warm) < settings.warmup or (
-            settings.max_warmup_s > 0 and not warmed_up(warm)
+    while warm_calls < settings.warmup or (
+            settings.max_warmup_s > 0 and not warmed_up(warm, calls)
             and time.perf_counter() - warm_started < settings.max_warmup_s):
-        warm.append(_timed_block(call, prepare, device, 1).wall_ns)
+        warm.append(_timed_block(call, prepare, device, calls).wall_ns / calls)
+        warm_calls += calls
+        if settings.block_ms > 0:
+            typical_ns = float(np.median(warm[-STABLE_WINDOW:]))
+            calls = int(min(MAX_CALLS_PER_SAMPLE, max(1, math.ceil(settings.block_ms * 1e6 / max(typical_ns, 1.0)))))
         check(0)
-    calls = 1
-    if settings.block_ms > 0 and warm:
-        typical_ns = float(np.median(warm[-STABLE_WINDOW:]))
-        calls = int(min(MAX_CALLS_PER_SAMPLE, max(1, math.ceil(settings.block_ms * 1e6 / max(typical_ns, 1.0)))))
 
     blocks: list[_Block] = []
     sampling_started = time.perf_counter_ns()
@@ -456,7 +468,7 @@ def _sample(
         pass_name=pass_name, cpu_ms=tuple(b.cpu_ns / calls / 1e6 for b in blocks) if on_cpu else None,
         minor_faults=tuple(b.minor_faults / calls for b in blocks),
         involuntary_switches=tuple(b.involuntary_switches for b in blocks),
-        rounds=(round_index,) * len(blocks), calls_per_sample=calls, warmup_calls=len(warm))
+        rounds=(round_index,) * len(blocks), calls_per_sample=calls, warmup_calls=warm_calls)
 
 
 def measure_forward(

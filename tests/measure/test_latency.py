@@ -5,6 +5,7 @@ No assertion is made on absolute speed (the machine is shared)."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -19,7 +20,9 @@ from nlbench.measure.latency import (
     measure_forward_backward,
 )
 
-FAST = SamplingSettings(warmup=2, min_run_time_s=0.0, min_samples=4, max_samples=50)
+# One call per sample and a fixed warm-up, so call counts are exact.
+SINGLE = {"block_ms": 0.0, "max_warmup_s": 0.0}
+FAST = SamplingSettings(warmup=2, min_run_time_s=0.0, min_samples=4, max_samples=50, **SINGLE)
 
 
 class Recorder(nn.Module):
@@ -62,7 +65,7 @@ def test_warmup_is_discarded_and_each_sample_is_one_call(measure, x: Tensor) -> 
 
 def test_max_samples_caps_the_sampling(x: Tensor) -> None:
     module = Recorder()
-    settings = SamplingSettings(warmup=1, min_run_time_s=60.0, min_samples=2, max_samples=7)
+    settings = SamplingSettings(warmup=1, min_run_time_s=60.0, min_samples=2, max_samples=7, **SINGLE)
     result = measure_forward(module, (x,), settings)
     assert result.n_samples == 7
     assert module.calls == 8
@@ -70,7 +73,7 @@ def test_max_samples_caps_the_sampling(x: Tensor) -> None:
 
 def test_sampling_continues_until_min_run_time(x: Tensor) -> None:
     module = Recorder(sleep_s=0.002)
-    settings = SamplingSettings(warmup=0, min_run_time_s=0.1, min_samples=1, max_samples=10_000)
+    settings = SamplingSettings(warmup=0, min_run_time_s=0.1, min_samples=1, max_samples=10_000, **SINGLE)
     started = time.perf_counter()
     result = measure_forward(module, (x,), settings)
     elapsed = time.perf_counter() - started
@@ -115,12 +118,12 @@ def test_threads_are_fixed_recorded_and_restored(measure, x: Tensor) -> None:
     before = torch.get_num_threads()
     target = 1 if before != 1 else 2
     module = Recorder()
-    result = measure(module, (x,), SamplingSettings(warmup=1, min_run_time_s=0.0, min_samples=3, threads=target))
+    result = measure(module, (x,), SamplingSettings(warmup=1, min_run_time_s=0.0, min_samples=3, threads=target, **SINGLE))
     assert result.threads == target
     assert set(module.threads) == {target}
     assert torch.get_num_threads() == before
-    untouched = measure(Recorder(), (x,), FAST)
-    assert untouched.threads == before
+    untouched = measure(Recorder(), (x,), replace(FAST, threads=None))
+    assert untouched.threads == before, "threads=None leaves the process's count"
 
 
 def test_forward_runs_in_eval_without_grad_and_restores_mode(x: Tensor) -> None:
@@ -174,7 +177,7 @@ def test_forward_backward_without_anything_to_differentiate_is_rejected() -> Non
 @pytest.mark.parametrize("measure", [measure_forward, measure_forward_backward])
 def test_deadline_raises_measurement_timeout(measure, x: Tensor) -> None:
     module = Recorder(sleep_s=0.02)
-    settings = SamplingSettings(warmup=0, min_run_time_s=30.0, min_samples=1, max_samples=1000)
+    settings = SamplingSettings(warmup=0, min_run_time_s=30.0, min_samples=1, max_samples=1000, **SINGLE)
     started = time.perf_counter()
     with pytest.raises(MeasurementTimeout) as info:
         measure(module, (x,), settings, deadline_s=0.05)
@@ -235,6 +238,6 @@ def test_short_calls_are_blocked_and_warmup_runs_until_stable(x: Tensor) -> None
     assert result.cpu_ms is not None and len(result.cpu_ms) == result.n_samples
     assert result.rounds == (0,) * result.n_samples
     slow = Recorder(sleep_s=0.003)
-    blocked = measure_forward(slow, (x,), SamplingSettings(warmup=1, block_ms=1.0, min_run_time_s=0.0, min_samples=3))
+    blocked = measure_forward(slow, (x,), SamplingSettings(warmup=1, block_ms=1.0, max_warmup_s=0.0, min_run_time_s=0.0, min_samples=3))
     assert blocked.calls_per_sample == 1, "a call longer than block_ms is timed alone"
     assert max(blocked.off_cpu) > 0.5, "sleeping is time off the CPU"
