@@ -17,6 +17,7 @@ run at all but recorded as ``skipped``. A run directory has one writer at a time
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import datetime as dt
 import multiprocessing as mp
@@ -28,13 +29,14 @@ import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from nlbench import store
 from nlbench.case import DTYPE_BYTES, Case
 from nlbench.measure.registry import CaseSettings
 from nlbench.measure.run_case import base_record
 from nlbench.progress import ProgressCallback
+from nlbench.measure.allocator import worker_environment
 from nlbench.measure.latency import PASSES, LatencyResult
 from nlbench.vocabulary import (
     STATUS_ERROR, STATUS_OK, STATUS_OOM, STATUS_SKIPPED, STATUS_TIMEOUT, WARNING_CONTENDED, metric,
@@ -304,8 +306,6 @@ def _worker_main(conn: Connection, settings: CaseSettings, plugins: list[str], c
         load_plugin(plugin)
     if cap_memory:  # CUDA reserves huge virtual ranges: cap CPU workers only
         _cap_address_space(settings.limits.max_memory_gib)
-    if settings.sampling.retain_freed_memory:
-        retain_freed_memory()
     conn.send(WORKER_READY)
     while True:
         try:
@@ -329,17 +329,19 @@ def _die_with_parent() -> None:
         pass
 
 
-def retain_freed_memory() -> bool:
-    """Make glibc's malloc keep freed memory for reuse: no ``mmap`` for large blocks
-    (``M_MMAP_MAX`` = 0) and no returning the heap's top to the kernel
-    (``M_TRIM_THRESHOLD`` = max). True when both settings took (glibc only)."""
+@contextlib.contextmanager
+def _environment(overrides: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``overrides`` for the block (a spawned child inherits it)."""
+    saved = {key: os.environ.get(key) for key in overrides}
+    os.environ.update(overrides)
     try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(-4, 0)) and bool(libc.mallopt(-1, 2**31 - 1))  # M_MMAP_MAX, M_TRIM_THRESHOLD
-    except (OSError, AttributeError):
-        return False
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _cap_address_space(max_memory_gib: float) -> None:
@@ -369,7 +371,8 @@ class _IsolatedRunner:
         parent, child = context.Pipe()
         self.process = context.Process(target=_worker_main, args=(child, self.settings, self.plugins, cpu, self.log_path),
                                        daemon=True)
-        self.process.start()
+        with _environment(worker_environment(self.settings.sampling.retain_freed_memory)):
+            self.process.start()
         child.close()
         self.conn = parent
         self.device_is_cpu = cpu

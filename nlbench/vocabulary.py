@@ -255,9 +255,10 @@ class SamplingSettings:
     the contention check is exact for one thread (docs/latency-noise.md). ``rounds`` > 1 samples each case in that many rounds
     interleaved with the other cases; ``retries`` re-measures a contended case that
     many times, later in the sweep. ``retain_freed_memory`` makes the measuring worker
-    keep freed memory in its heap (glibc ``mallopt``: no ``mmap``, no trimming), so a
-    call reuses pages instead of faulting fresh ones in — the steady state a caching
-    allocator (CUDA's) gives.
+    keep freed memory in its heap (glibc tunables: no ``mmap``, no trimming), so a call
+    reuses pages instead of faulting fresh ones in — the steady state a caching
+    allocator gives (CUDA's, or the jemalloc/tcmalloc PyTorch's CPU tuning guide
+    recommends); in-process runs (``--in-process``) cannot apply it.
     """
 
     warmup: int = 2
@@ -269,7 +270,7 @@ class SamplingSettings:
     max_warmup_s: float = 0.5
     rounds: int = 1
     retries: int = 2
-    retain_freed_memory: bool = False
+    retain_freed_memory: bool = True
 
     def __post_init__(self) -> None:
         owner = "latency"

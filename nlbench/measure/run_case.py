@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from nlbench.case import Case
+from nlbench.measure.allocator import describe_allocator
 from nlbench.measure.latency import MeasurementTimeout, intra_op_threads
 from nlbench.measure.registry import CaseSettings, get_measurer
 from nlbench.vocabulary import KIND_SWEEP, STATUS_ERROR, STATUS_OK, STATUS_OOM, STATUS_TIMEOUT
@@ -75,7 +76,7 @@ def measure_case(case: Case, settings: CaseSettings) -> dict[str, Any]:
     value's columns merged into the record as it arrives; never raises for a failing
     case (the measurements taken before a failure are kept)."""
     record = base_record(case)
-    record.update(status=STATUS_OK, error=None)
+    record.update(status=STATUS_OK, error=None, allocator=describe_allocator())
     started = time.perf_counter()
     settings = dataclasses.replace(settings, deadline=started + settings.limits.case_timeout_s)
     try:
