@@ -116,6 +116,7 @@ def measure_memory(
     inputs: Tensor | Sequence[Tensor],
     *,
     backward: bool = True,
+    warm_up: bool = True,
 ) -> MemoryResult:
     """Peak extra bytes of ``module(*inputs)`` (eval, no grad) and, if ``backward``,
     of a forward+backward step (train); see the module docstring for the method.
@@ -142,8 +143,9 @@ def measure_memory(
     with preserved_module_state(module):
         module.eval()
         with torch.no_grad():
-            warm = module(*xs)  # lazy one-off allocations happen here, not in the measurement
-            del warm
+            if warm_up:
+                warm = module(*xs)  # lazy one-off allocations happen here, not in the measurement
+                del warm
             synchronize_if_cuda(device)
             peak_fwd = peak(lambda: module(*xs))
 
@@ -153,9 +155,10 @@ def measure_memory(
             module.train()
             with torch.enable_grad():
                 clear_grads(module, xs_bwd)
-                warm = forward_backward(module, xs_bwd)
-                del warm
-                clear_grads(module, xs_bwd)
+                if warm_up:
+                    warm = forward_backward(module, xs_bwd)
+                    del warm
+                    clear_grads(module, xs_bwd)
                 synchronize_if_cuda(device)
                 peak_fwdbwd = peak(lambda: forward_backward(module, xs_bwd))
                 clear_grads(module, xs_bwd)

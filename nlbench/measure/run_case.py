@@ -7,10 +7,11 @@ status and message, keeping every measurement taken before it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 import traceback
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -58,17 +59,33 @@ class ContractError(TypeError):
     """A block whose forward breaks the registry's contract (a tensor of the input's shape)."""
 
 
-def check_output(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
-    """One forward (eval, no grad) must return a tensor of the input's shape, dtype and
-    device; anything else is an error, not a case to measure."""
-    with torch.no_grad():
-        output = module(*inputs)
-    x = inputs[0]
-    if not isinstance(output, torch.Tensor):
-        raise ContractError(f"forward returned {type(output).__name__}, expected a tensor of shape {tuple(x.shape)}")
-    if output.shape != x.shape or output.dtype != x.dtype or output.device != x.device:
-        raise ContractError(f"forward returned a {output.dtype} tensor of shape {tuple(output.shape)} on "
-                            f"{output.device}, expected {x.dtype} {tuple(x.shape)} on {x.device}")
+@contextlib.contextmanager
+def output_contract(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> Iterator[None]:
+    """Check the block's contract — its forward returns a tensor of the input's shape,
+    dtype and device — on the first forward the measurers run anyway (a hook that keeps
+    only the output's description, never the tensor and its graph), or with one
+    forward of its own when none ran; a violation is a ContractError."""
+    seen: list[str | None] = []
+
+    def describe(output: Any) -> str | None:
+        x = inputs[0]
+        if not isinstance(output, torch.Tensor):
+            return f"forward returned {type(output).__name__}, expected a tensor of shape {tuple(x.shape)}"
+        if output.shape != x.shape or output.dtype != x.dtype or output.device != x.device:
+            return (f"forward returned a {output.dtype} tensor of shape {tuple(output.shape)} on "
+                    f"{output.device}, expected {x.dtype} {tuple(x.shape)} on {x.device}")
+        return None
+
+    handle = module.register_forward_hook(lambda _m, _args, output: None if seen else seen.append(describe(output)))
+    try:
+        yield
+    finally:
+        handle.remove()
+    if not seen:
+        with torch.no_grad():
+            seen.append(describe(module(*inputs)))
+    if seen[0] is not None:
+        raise ContractError(seen[0])
 
 
 def measure_case(case: Case, settings: CaseSettings) -> dict[str, Any]:
@@ -86,9 +103,9 @@ def measure_case(case: Case, settings: CaseSettings) -> dict[str, Any]:
             torch.manual_seed(0)
             module = case.build().eval()
             inputs = (case.make_input(seed=0),)
-            for measurer in measurers:
-                record.update(measurer.function(module, inputs, case, settings).columns())
-            check_output(module, inputs)  # last, so an out-of-memory forward keeps what was measured
+            with output_contract(module, inputs):  # checked after, so a failing forward keeps what was measured
+                for measurer in measurers:
+                    record.update(measurer.function(module, inputs, case, settings).columns())
     except Exception as exc:  # noqa: BLE001 — every failure becomes data
         record["status"] = classify_failure(exc)
         record["error"] = f"{type(exc).__name__}: {exc}"[:2000]
