@@ -329,12 +329,14 @@ def print_run_summary(run_dir: Path, suite) -> None:
         return
     table = summary_table(df, headline_metric(df))
     console.print(f"[bold]{escape(suite.name)}: {escape(table.title)}[/]", highlight=False)
-    console.print(dataframe_table(table))
+    for part in fitting_tables(table, console.width):
+        console.print(dataframe_table(part))
     rule = f"IQR/median > {NOISY_IQR_OVER_MEDIAN:.0%}".replace("%", " %")
     for _, noise in latency_noise(df).iterrows():
         if noise["n_timed"]:
-            console.print(f"{metric(noise['metric']).title} noise: {rule} in {noise['n_noisy']} of "
-                          f"{noise['n_timed']} cases of ≥ {noise['min_ms']:g} ms")
+            console.print(f"{metric(noise['metric']).title}: {noise['n_warned']} of {noise['n_timed']} cases of "
+                          f"≥ {noise['min_ms']:g} ms carry a warning — noisy ({rule}) {noise['n_noisy']}, "
+                          f"contended {noise['n_contended']}, few-samples {noise['n_few_samples']}")
     uncounted = df[df["uncounted_ops"].apply(lambda ops: isinstance(ops, list) and len(ops) > 0)]
     if len(uncounted):
         console.print(f"[yellow]{len(uncounted)} cases ran operators the counter has no formula for[/]: "
@@ -366,6 +368,28 @@ def print_paper_comparison(df, paper_table) -> None:
     console.print(table)
 
 
+def fitting_tables(table, width: int) -> list:
+    """A typed table split into several with the same first column, each narrow enough
+    for ``width`` characters, so no cell is ever cut (numbers keep all their digits)."""
+    from nlbench.report.model import Table as TypedTable
+
+    def column_width(index: int) -> int:  # content, one space each side, one border
+        return max(len(table.spec[index].header), *(len(row[index]) for row in table.rows)) + 3
+
+    first, parts, current, used = column_width(0) + 1, [], [], 0
+    for index in range(1, len(table.spec)):
+        need = column_width(index)
+        if current and first + used + need > width:
+            parts.append(current)
+            current, used = [], 0
+        current.append(index)
+        used += need
+    if current or not parts:
+        parts.append(current)
+    return [TypedTable(table.title, (table.spec[0], *(table.spec[i] for i in part)),
+                       tuple((row[0], *(row[i] for i in part)) for row in table.rows)) for part in parts]
+
+
 def dataframe_table(frame, *, index_header: str = "") -> Table:
     """A typed report table (:class:`nlbench.report.model.Table`: number columns
     right-aligned, cells formatted by their column) or a pandas DataFrame (index as the
@@ -376,8 +400,10 @@ def dataframe_table(frame, *, index_header: str = "") -> Table:
 
     table = Table()
     if isinstance(frame, TypedTable):
-        for column in frame.spec:
-            table.add_column(Text(column.header), justify="right" if column.numeric else "left")
+        for index, column in enumerate(frame.spec):
+            content = max(len(column.header), *(len(row[index]) for row in frame.rows)) if frame.rows else 1
+            table.add_column(Text(column.header), justify="right" if column.numeric else "left",
+                             min_width=content, no_wrap=True)
         for row in frame.rows:
             table.add_row(*map(Text, row))  # block names are text, never markup
         return table

@@ -144,6 +144,7 @@ def assemble_report(
     if not fields.empty:
         parts.append(sections.receptive_field_section(fields))
     parts.append(sections.noise_section(sweep))
+    parts.append(sections.quality_section(sweep, manifests, order, several))
     if several:
         parts.append(sections.comparison_section(sweep, order))
     findings = summary_findings(sweep, fits, counters)

@@ -201,6 +201,12 @@ class Series:
     fit_terms: str = ""
     failed: tuple[FailedPoint, ...] = ()
     zero_x: tuple[float, ...] = ()
+    warnings: tuple[str, ...] = ()  # per point: why its latency cannot be trusted ("" when it can)
+
+    @property
+    def warned_points(self) -> tuple[tuple[float, float, str], ...]:
+        """(x, y, warnings) of the points drawn as not trustworthy."""
+        return tuple((x, y, w) for x, y, w in zip(self.x, self.y, self.warnings) if w)
 
 
 @dataclass(frozen=True)
@@ -217,13 +223,14 @@ class LegendEntry:
     failed points of one ``status``, the Pareto front, or the fitted-model line style."""
 
     label: str
-    role: str  # "series" | "failed" | "front" | "fit" | "panel"
+    role: str  # "series" | "failed" | "front" | "fit" | "panel" | "warned"
     series: int = -1
     status: str = ""
 
 
 FIT_LEGEND = "dotted: fitted cost model (nlbench.fit)"
 FRONT_LEGEND = "Pareto front"
+WARNED_LEGEND = "ringed: latency not trustworthy"
 
 
 def failure_legend(label: str, points: tuple[FailedPoint, ...]) -> str:
@@ -277,6 +284,9 @@ class PlotData:
                 entries.append(LegendEntry(failure_legend(series.label, points), "failed", number, status))
         if self.front:
             entries.append(LegendEntry(FRONT_LEGEND, "front"))
+        warned = sorted({w for s in self.series for _, _, w in s.warned_points})
+        if warned:
+            entries.append(LegendEntry(f"{WARNED_LEGEND}: {'; '.join(warned)}", "warned"))
         if self.kind == "cost" and any(s.fit_x for s in self.series):
             entries.append(LegendEntry(FIT_LEGEND, "fit"))
         return tuple(entries)

@@ -21,7 +21,8 @@ import pandas as pd
 from nlbench.fit import fit_series
 from nlbench.report.formatting import as_float, block_label, is_missing, size_text
 from nlbench.report.model import FailedPoint, Heatmap, Plot, PlotData, Series, failed_by_status
-from nlbench.vocabulary import AXES, AXIS_LABELS, METRICS, STATUS_OK, Metric
+from nlbench.vocabulary import AXES, AXIS_LABELS, LATENCY_METRICS, METRICS, STATUS_OK, Metric
+from nlbench.vocabulary import metric as metric_named
 
 
 def _fixed_keys(axis: str) -> list[str]:
@@ -63,7 +64,7 @@ def _series(rows: pd.DataFrame, metric: Metric, axis: str, label: str) -> Series
     """One block's points, fitted line and failed sizes along ``axis``."""
     x_column = _axis_column(axis)
     ok = rows.loc[(rows["status"] == STATUS_OK) & rows[metric.column].notna()]
-    xs, ys, lows, highs, zeros = [], [], [], [], []
+    xs, ys, lows, highs, zeros, warned = [], [], [], [], [], []
     for x, at_x in ok.groupby(x_column, sort=True):
         y = float(at_x[metric.column].median())
         if y <= 0:
@@ -71,6 +72,8 @@ def _series(rows: pd.DataFrame, metric: Metric, axis: str, label: str) -> Series
             continue
         xs.append(float(x))
         ys.append(y)
+        stored = at_x[metric.warnings_column] if metric.warnings_column else pd.Series(dtype=object)
+        warned.append(", ".join(sorted({w for value in stored if isinstance(value, list) for w in value})))
         q1, q3 = (_quartiles(at_x.iloc[0].get(metric.samples_column)) if metric.sampled and len(at_x) == 1
                   else (math.nan, math.nan))
         lows.append(q1)
@@ -107,7 +110,7 @@ def _series(rows: pd.DataFrame, metric: Metric, axis: str, label: str) -> Series
     if not all(math.isfinite(v) for v in lows + highs):
         lows, highs = [], []
     return Series(label, tuple(xs), tuple(ys), tuple(lows), tuple(highs), fit_x, fit_y, terms, tuple(failed),
-                  tuple(zeros))
+                  tuple(zeros), tuple(warned) if any(warned) else ())
 
 
 def cost_plot_data(sweep: pd.DataFrame, axis: str, *, several_runs: bool = False,
@@ -157,6 +160,34 @@ def cost_plot_data(sweep: pd.DataFrame, axis: str, *, several_runs: bool = False
                 series=tuple(series),
                 note=note,
             ))
+    return tuple(plots)
+
+
+def rate_plot_data(sweep: pd.DataFrame, *, several_runs: bool = False) -> tuple[PlotData, ...]:
+    """Achieved GFLOP/s (FLOPs per median second, store column ``achieved_gflops_*``)
+    against N, one line per block, with the run's calibrated fp32 matmul peak as a
+    flat line: how far each block is from the machine's compute roof."""
+    plots = []
+    for name in LATENCY_METRICS:
+        pass_name = name.removeprefix("latency_").removesuffix("_ms")
+        column = f"achieved_gflops_{pass_name}"
+        ok = sweep.loc[(sweep["status"] == STATUS_OK) & (sweep.get(column, pd.Series(dtype=float)) > 0)]
+        if ok.empty or ok["positions"].nunique() < 2:
+            continue
+        series = []
+        for (run, block, options), rows in ok.groupby(["run", "block", "options"], sort=True, dropna=False):
+            points = rows.groupby("positions", sort=True)[column].median()
+            label = block_label(block, options if options != "{}" else None, str(run) if several_runs else None)
+            series.append(Series(label, tuple(map(float, points.index)), tuple(map(float, points.values))))
+        peaks = ok["calibrated_matmul_gflops"].dropna()
+        if len(peaks):
+            span = (float(ok["positions"].min()), float(ok["positions"].max()))
+            series.append(Series(f"calibrated fp32 matmul peak ({float(peaks.median()):.3g} GFLOP/s)", span,
+                                 (float(peaks.median()),) * 2))
+        title = metric_named(name).title
+        plots.append(PlotData(key=_slug(f"rate-{pass_name}"), title=f"achieved rate, {title} vs N",
+                              xlabel=AXIS_LABELS["N"], ylabel=f"achieved GFLOP/s ({title}: FLOPs / median)",
+                              series=tuple(series)))
     return tuple(plots)
 
 
@@ -250,6 +281,10 @@ def render_png(data: PlotData, *, dpi: int = 100) -> Plot:
             handles[("series", number, "")] = handle
         if series.fit_x:
             axes.plot(series.fit_x, series.fit_y, color=color, linestyle=":", linewidth=1.2, alpha=0.9)
+        if series.warned_points:  # never drawn as ordinary data: ringed, and named in the legend
+            wx, wy, _ = zip(*series.warned_points)
+            handles[("warned", -1, "")] = axes.scatter(wx, wy, s=170, facecolors="none", edgecolors="crimson",
+                                                       linewidths=1.6, zorder=6)
         for status, points in failed_by_status(series).items():
             handles[("failed", number, status)] = axes.scatter(
                 [p.x for p in points], [p.y for p in points], marker="x", s=90, linewidths=2.2, color=color, zorder=5)

@@ -19,14 +19,15 @@ from nlbench.report.formatting import (
     size_text,
 )
 from nlbench.report.model import Cell, Column, Interval, Section, Table, number_column, text_column
-from nlbench.report.plots import cost_plot_data, heatmap_plot_data, pareto_plot_data
+from nlbench.report.plots import cost_plot_data, heatmap_plot_data, pareto_plot_data, rate_plot_data
 from nlbench.report.tables import (
     NOISE_MIN_MS, delta_vs_identity, failed_cases, latency_noise, memory_limits,
     noisiest_cases, probe_summary,
 )
 from nlbench.vocabulary import (
-    FAILED_STATUSES, IDENTITY_BLOCK, METRIC_NAMES, METRICS, NOISY_IQR_OVER_MEDIAN, STATUS_CELL, STATUS_OK,
-    STATUS_TEXT, metric,
+    CONTENDED_SAMPLE_SHARE, FAILED_STATUSES, FEW_SAMPLES, IDENTITY_BLOCK, LATENCY_METRICS, LATENCY_WARNINGS,
+    METRIC_NAMES, METRICS, NOISY_IQR_OVER_MEDIAN, STARVED_OFF_CPU, STATUS_CELL, STATUS_OK, STATUS_TEXT,
+    WARNING_CONTENDED, WARNING_FEW_SAMPLES, WARNING_NOISY, metric,
 )
 
 MAX_CROSSOVER_ROWS = 60
@@ -488,3 +489,63 @@ def comparison_section(sweep: pd.DataFrame, order: Sequence[str]) -> Section:
 def summary_section(findings: Sequence[str]) -> Section:
     return Section("summary", "Summary", intro="What to take away, computed from the stored results:",
                    notes=tuple(findings))
+
+
+# ----------------------------------------------------------------------------------
+# Measurement quality
+# ----------------------------------------------------------------------------------
+
+MAX_WARNED_ROWS = 80
+
+
+def quality_section(sweep: pd.DataFrame, manifests: Mapping[str, Mapping[str, Any]], order: Sequence[str],
+                    several: bool) -> Section:
+    """How far the latencies can be trusted: the share without a warning, each
+    warning's count, the machine's calibration, every warned case, and the rate each
+    block achieves against the calibrated matmul peak."""
+    intro = ("A latency carries warnings when its median cannot be trusted alone: "
+             f"{WARNING_NOISY} (IQR/median > {NOISY_IQR_OVER_MEDIAN:.0%}), {WARNING_CONTENDED} (more than "
+             f"{CONTENDED_SAMPLE_SHARE:.0%} of its samples lost > {STARVED_OFF_CPU:.0%} of their time off the CPU, "
+             f"after up to the suite's retries), {WARNING_FEW_SAMPLES} (fewer than {FEW_SAMPLES} samples). "
+             "Warned points are ringed in the latency plots.").replace("%", " %")
+    rows: list[list[Cell]] = []
+    warned_rows: list[list[Cell]] = []
+    for name in LATENCY_METRICS:
+        m = metric(name)
+        measured = sweep.loc[(sweep["status"] == STATUS_OK) & sweep[m.column].notna()]
+        if measured.empty:
+            continue
+        words = measured[m.warnings_column].map(lambda w: tuple(w) if isinstance(w, list) else ())
+        counts = [int(words.map(lambda w, k=k: k in w).sum()) for k in LATENCY_WARNINGS]
+        rows.append([m.title, len(measured), int((words.map(len) == 0).sum()), (words.map(len) == 0).mean(), *counts])
+        for (_, row), found in zip(measured.iterrows(), words):
+            if found:
+                warned_rows.append([*_run_cell(row, several), block_label(row["block"], row["options"]),
+                                    case_text(row), m.title, row[m.column], row[m.iqr_column] / row[m.column],
+                                    ", ".join(found)])
+    if not rows:
+        return Section("quality", "Measurement quality", intro=intro, notes=("Latency was not measured in this run.",))
+    spec = [text_column("latency"), number_column("cases", style="integer"), number_column("trustworthy", style="integer"),
+            number_column("trustworthy share", style="percent"),
+            *[number_column(word, style="integer") for word in LATENCY_WARNINGS]]
+    tables = [_table("Trustworthy latencies", spec, rows)]
+    calibration_rows = []
+    for run in order:
+        calibration = manifests.get(run, {}).get("calibration") or {}
+        allocator = sweep.loc[sweep["run"] == run, "allocator"].dropna() if "allocator" in sweep else pd.Series(dtype=object)
+        calibration_rows.append([run, calibration.get("matmul_gflops"), calibration.get("copy_gb_per_s"),
+                                 _text(calibration.get("threads")), _text(calibration.get("device")),
+                                 _text(calibration.get("error") or calibration.get("method")),
+                                 ", ".join(sorted(set(map(str, allocator)))) or "—"])
+    tables.append(_table("Machine calibration (once per run, at the run's threads)", [
+        text_column("run"), number_column("fp32 matmul", "GFLOP/s"), number_column("copy bandwidth", "GB/s"),
+        text_column("threads"), text_column("device"), text_column("method"), text_column("allocator")],
+        calibration_rows))
+    if warned_rows:
+        warned_spec = [*_run_column(several), text_column("block"), text_column("case"), text_column("latency"),
+                       number_column("median", "ms"), number_column("IQR / median", style="percent"),
+                       text_column("warnings")]
+        note = f"First {MAX_WARNED_ROWS} of {len(warned_rows)}." if len(warned_rows) > MAX_WARNED_ROWS else ""
+        tables.append(_table("Every warned latency", warned_spec, warned_rows[:MAX_WARNED_ROWS], note))
+    return Section("quality", "Measurement quality", intro=intro, tables=tuple(tables),
+                   plots=rate_plot_data(sweep, several_runs=several))

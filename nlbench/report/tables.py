@@ -15,7 +15,8 @@ import pandas as pd
 from nlbench import store
 from nlbench.report.formatting import size_text
 from nlbench.vocabulary import (
-    IDENTITY_BLOCK, LATENCY_METRICS, METRICS, NOISY_IQR_OVER_MEDIAN, SHAPE_KEYS, STATUS_OK, metric,
+    IDENTITY_BLOCK, LATENCY_METRICS, METRICS, NOISY_IQR_OVER_MEDIAN, SHAPE_KEYS, STATUS_OK, WARNING_CONTENDED,
+    WARNING_FEW_SAMPLES, WARNING_NOISY, metric,
 )
 
 #: Latency below this median is not judged for noise: timer resolution dominates.
@@ -166,20 +167,20 @@ def _on_front(row: pd.Series, group: pd.DataFrame) -> bool:
 # Latency noise and failures
 # ----------------------------------------------------------------------------------
 
-NOISE_COLUMNS: tuple[str, ...] = ("metric", "latency", "n_cases", "n_timed", "n_noisy", "noisy_fraction", "min_ms",
-                                  "threshold")
+NOISE_COLUMNS: tuple[str, ...] = ("metric", "latency", "n_cases", "n_timed", "n_noisy", "noisy_fraction", "n_warned",
+                                  "n_contended", "n_few_samples", "min_ms", "threshold")
 
 
-def _warned(warnings: pd.Series) -> pd.Series:
-    """True where a case's stored latency warnings say its median cannot be trusted alone."""
-    return warnings.map(lambda value: isinstance(value, list) and len(value) > 0).astype(bool)
+def _warned(warnings: pd.Series, word: str | None = None) -> pd.Series:
+    """True where a case's stored latency warnings include ``word`` (any, when None)."""
+    return warnings.map(lambda value: isinstance(value, list) and (word in value if word else len(value) > 0)).astype(bool)
 
 
 def latency_noise(df: pd.DataFrame, *, min_ms: float = NOISE_MIN_MS) -> pd.DataFrame:
-    """Per latency metric: ok cases with a median ≥ ``min_ms``, how many carry stored
-    latency warnings (the vocabulary's noise rule, IQR/median >
-    :data:`~nlbench.vocabulary.NOISY_IQR_OVER_MEDIAN`), and that fraction. ``latency``
-    is the short name (``fwd``, ``fwdbwd``)."""
+    """Per latency metric: ok cases with a median ≥ ``min_ms``; how many are noisy (their
+    stored warnings say ``noisy``: IQR/median > :data:`~nlbench.vocabulary.NOISY_IQR_OVER_MEDIAN`)
+    and that fraction; how many carry any warning, ``contended``, ``few-samples``.
+    ``latency`` is the short name (``fwd``, ``fwdbwd``)."""
     frame = sweeps(df)
     records = []
     for name in LATENCY_METRICS:
@@ -188,13 +189,16 @@ def latency_noise(df: pd.DataFrame, *, min_ms: float = NOISE_MIN_MS) -> pd.DataF
         if not median.notna().any():
             continue
         timed = (frame["status"] == STATUS_OK) & (median >= min_ms)
-        noisy = timed & _warned(frame[m.warnings_column])
-        n_timed, n_noisy = int(timed.sum()), int(noisy.sum())
+        stored = frame[m.warnings_column]
+        counts = {word: int((timed & _warned(stored, word)).sum())
+                  for word in (WARNING_NOISY, WARNING_CONTENDED, WARNING_FEW_SAMPLES)}
+        n_timed = int(timed.sum())
         records.append({
             "metric": name, "latency": name.removeprefix("latency_").removesuffix("_ms"),
-            "n_cases": int(median.notna().sum()), "n_timed": n_timed, "n_noisy": n_noisy,
-            "noisy_fraction": n_noisy / n_timed if n_timed else math.nan,
-            "min_ms": min_ms, "threshold": NOISY_IQR_OVER_MEDIAN,
+            "n_cases": int(median.notna().sum()), "n_timed": n_timed, "n_noisy": counts[WARNING_NOISY],
+            "noisy_fraction": counts[WARNING_NOISY] / n_timed if n_timed else math.nan,
+            "n_warned": int((timed & _warned(stored)).sum()), "n_contended": counts[WARNING_CONTENDED],
+            "n_few_samples": counts[WARNING_FEW_SAMPLES], "min_ms": min_ms, "threshold": NOISY_IQR_OVER_MEDIAN,
         })
     return pd.DataFrame.from_records(records, columns=list(NOISE_COLUMNS))
 

@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from nlbench import store
+from nlbench.blocks import load_plugin
 from nlbench.cli import main
 from nlbench.suite import SuiteError, load_suite, parse_suite
+from nlbench.sweep import run_sweep, start_run
 
 PLUGIN = textwrap.dedent(
     """
@@ -47,6 +49,12 @@ PLUGIN = textwrap.dedent(
         def forward(self, x):
             time.sleep(3600)
 
+    @register_block("fault_sleepy", family="test", paper="tests", claimed=CLAIM)
+    class Sleepy(_Base):
+        def forward(self, x):
+            time.sleep(0.002)  # off the CPU for most of every call: reads as a starved sample
+            return x + 0 * self.conv(x)
+
     @register_block("fault_not_a_tensor", family="test", paper="tests", claimed=CLAIM)
     class NotATensor(_Base):
         def forward(self, x):
@@ -58,7 +66,8 @@ PLUGIN = textwrap.dedent(
             return x + 0 * self.conv(x)
     """
 )
-FAULT_BLOCKS = ("fault_segfault", "fault_exit0", "fault_hang", "fault_not_a_tensor", "fault[/]markup[red]")
+FAULT_BLOCKS = ("fault_segfault", "fault_exit0", "fault_hang", "fault_sleepy", "fault_not_a_tensor",
+                "fault[/]markup[red]")
 
 
 @pytest.fixture()
@@ -244,3 +253,59 @@ def test_resume_takes_nothing_but_the_run_and_two_writers_are_refused(tmp_path: 
         assert "another nlbench is writing this run" in capsys.readouterr().out
     assert main(["run", "--resume", str(run_dir), "--in-process"]) == 0
     assert sorted(r["case_id"] for r in records(run_dir)) == sorted(r["case_id"] for r in finished)
+
+
+def test_the_closing_table_fits_80_columns_without_cutting_a_digit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.console import Console
+
+    from nlbench import cli
+    from nlbench.report.model import Table, number_column, text_column
+
+    sizes = ["8×8", "16×16", "24×24", "32×32", "48×48", "64×64", "96×96", "128×128", "192×192", "256×256"]
+    values = [0.00215, 0.121, 0.301, 3.01, 16.0, 71.2, 286.0, 1321.0, 5432.0, 0.000123]
+    table = Table("forward latency, median ms", (text_column("block"), *map(number_column, sizes)),
+                  (("identity", *map(cli_number, values)), ("srl_fft", *map(cli_number, values))))
+    narrow = Console(width=80, record=True)
+    monkeypatch.setattr(cli, "console", narrow)
+    parts = cli.fitting_tables(table, 80)
+    assert len(parts) > 1 and all(part.spec[0].header == "block" for part in parts)
+    for part in parts:
+        narrow.print(cli.dataframe_table(part))
+    text = narrow.export_text()
+    assert "…" not in text
+    for cell in ("identity", "srl_fft", "0.00215", "1,321", "0.000123", "256×256"):
+        assert cell in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def cli_number(value: float) -> str:
+    from nlbench.report.formatting import num
+
+    return num(value)
+
+
+def test_a_contended_latency_is_measured_again_later_and_keeps_its_warning(plugin: str, tmp_path: Path) -> None:
+    suite = write_suite(tmp_path, """
+        name = "retries"
+        blocks = ["fault_sleepy", "identity"]
+        channels = [4]
+        resolutions = [4]
+        measure = ["latency_fwd"]
+        [latency]
+        warmup = 1
+        max_warmup_s = 0.0
+        min_run_time_s = 0.0
+        min_samples = 12
+        max_samples = 12
+        retries = 2
+    """)
+    load_plugin(plugin)
+    loaded = load_suite(str(suite))
+    run_dir = start_run(loaded, tmp_path / "out", only_blocks=None, device=None, plugins=[plugin])
+    order = []
+    run_sweep(loaded, run_dir, plugins=[plugin], progress=lambda case, record, i, n: order.append(case.block))
+    by_block = {r["block"]: r for r in records(run_dir)}
+    sleepy = by_block["fault_sleepy"]
+    assert "contended" in sleepy["latency_fwd_warnings"] and sleepy["latency_attempts"] == 3
+    assert order == ["identity", "fault_sleepy"], "the retries ran after the other cases"
+    assert "latency_attempts" not in by_block["identity"]

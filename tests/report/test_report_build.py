@@ -428,3 +428,42 @@ def test_assemble_report_normalises_a_hand_built_frame(synthetic_run: Path, synt
     for key in ("verdicts", "deltas", "failures"):
         assert ([t.rows for t in report.section(key).tables]
                 == [t.rows for t in synthetic_report.section(key).tables]), key
+
+
+# ----------------------------------------------------------------------------------
+# Measurement quality
+# ----------------------------------------------------------------------------------
+
+
+def test_quality_section_counts_warnings_shows_calibration_and_rings_warned_points(make_run, tmp_path: Path) -> None:
+    records = [case_record("nl", 8, size) for size in (8, 16, 32)]
+    records[1]["latency_fwd_warnings"] = ["noisy", "contended"]
+    records[2]["latency_fwd_warnings"] = ["few-samples"]
+    for record in records:
+        record.setdefault("latency_fwd_warnings", [])
+        record["latency_fwdbwd_warnings"] = []
+    run_dir = make_run("quality", records)
+    manifest = store.read_manifest(run_dir)
+    manifest["calibration"] = {"matmul_gflops": 50.0, "copy_gb_per_s": 10.0, "threads": 1, "device": "cpu",
+                               "method": "best of 7 repetitions"}
+    store.write_manifest(run_dir, manifest)
+    report = build_report([run_dir])
+    quality = next(s for s in report.sections if s.key == "quality")
+    trust = {row[0]: row for row in quality.tables[0].rows}
+    # forward: 3 cases, 1 without a warning (33 %), noisy 1, contended 1, few-samples 1
+    assert trust["forward latency"][1:] == ("3", "1", "33.3 %", "1", "1", "1")
+    assert trust["forward+backward latency"][1:4] == ("3", "3", "100.0 %")
+    assert quality.tables[1].rows[0][1:3] == ("50", "10")
+    warned = quality.tables[2].rows
+    assert [row[-1] for row in warned] == ["noisy, contended", "few-samples"]
+    fwd_plot = next(p for s in report.sections for p in s.plots if p.key.startswith("latency-fwd-ms-vs-n"))
+    nl = next(series for series in fwd_plot.series if series.label == "nl")
+    assert [w for _, _, w in nl.warned_points] == ["contended, noisy", "few-samples"]
+    assert any(label.startswith("ringed: latency not trustworthy") for label in fwd_plot.legend)
+    rate = next(p for p in quality.plots if p.key == "rate-fwd")
+    peak = next(series for series in rate.series if series.label.startswith("calibrated fp32 matmul peak"))
+    assert peak.y == (50.0, 50.0)
+    achieved = next(series for series in rate.series if series.label == "nl")
+    # FLOPs / median: 2·MACs / (MACs / 1e6 + 0.01) ms, as synthetic_runs writes them
+    macs = nl_macs_at(8, 8 * 8)
+    assert achieved.y[0] == pytest.approx(2 * macs / ((macs / 1e6 + 0.01) * 1e-3) / 1e9)
