@@ -284,9 +284,9 @@ class PlotData:
                 entries.append(LegendEntry(failure_legend(series.label, points), "failed", number, status))
         if self.front:
             entries.append(LegendEntry(FRONT_LEGEND, "front"))
-        warned = sorted({w for s in self.series for _, _, w in s.warned_points})
+        warned = sorted({word for s in self.series for _, _, w in s.warned_points for word in w.split(", ")})
         if warned:
-            entries.append(LegendEntry(f"{WARNED_LEGEND}: {'; '.join(warned)}", "warned"))
+            entries.append(LegendEntry(f"{WARNED_LEGEND} ({', '.join(warned)})", "warned"))
         if self.kind == "cost" and any(s.fit_x for s in self.series):
             entries.append(LegendEntry(FIT_LEGEND, "fit"))
         return tuple(entries)

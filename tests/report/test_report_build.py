@@ -459,7 +459,7 @@ def test_quality_section_counts_warnings_shows_calibration_and_rings_warned_poin
     fwd_plot = next(p for s in report.sections for p in s.plots if p.key.startswith("latency-fwd-ms-vs-n"))
     nl = next(series for series in fwd_plot.series if series.label == "nl")
     assert [w for _, _, w in nl.warned_points] == ["contended, noisy", "few-samples"]
-    assert any(label.startswith("ringed: latency not trustworthy") for label in fwd_plot.legend)
+    assert "ringed: latency not trustworthy (contended, few-samples, noisy)" in fwd_plot.legend
     rate = next(p for p in quality.plots if p.key == "rate-fwd")
     peak = next(series for series in rate.series if series.label.startswith("calibrated fp32 matmul peak"))
     assert peak.y == (50.0, 50.0)
