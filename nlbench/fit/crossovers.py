@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from nlbench.vocabulary import check_axis
-from nlbench.fit.frame import axis_column, group_keys, ok_rows, plain
+from nlbench.fit.frame import axis_column, fixed_columns, group_keys, ok_rows
 from nlbench.fit.verdicts import format_size
 from nlbench.vocabulary import metric as metric_named
 
@@ -115,13 +115,7 @@ def crossovers(df: pd.DataFrame, metric: str = "macs", axis: str = "N") -> pd.Da
                 "options_a": id_a[1],
                 "block_b": id_b[0],
                 "options_b": id_b[1],
-                "fixed_channels": plain(fixed.get("channels")),
-                "fixed_height": plain(fixed.get("height")),
-                "fixed_width": plain(fixed.get("width")),
-                "frames": plain(fixed["frames"]),
-                "batch": plain(fixed["batch"]),
-                "device": plain(fixed["device"]),
-                "dtype": plain(fixed["dtype"]),
+                **fixed_columns(fixed),
                 "n_common": int(xs.size),
                 "x_min": float(xs.min()),
                 "x_max": float(xs.max()),

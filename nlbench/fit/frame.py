@@ -54,6 +54,14 @@ def axis_column(axis: str) -> str:
     return "positions" if axis == "N" else "channels"
 
 
+def fixed_columns(fixed: Mapping[str, Any]) -> dict[str, Any]:
+    """The output columns naming what a series held fixed (the other axis, frames,
+    batch, device, dtype), as plain Python values."""
+    return {"fixed_channels": plain(fixed.get("channels")), "fixed_height": plain(fixed.get("height")),
+            "fixed_width": plain(fixed.get("width")), "frames": plain(fixed["frames"]),
+            "batch": plain(fixed["batch"]), "device": plain(fixed["device"]), "dtype": plain(fixed["dtype"])}
+
+
 def plain(value: Any) -> Any:
     """A group key as a plain Python value for the output (NaN/NA/None -> None)."""
     if pd.isna(value):
@@ -151,14 +159,8 @@ def fit_run(
                     "options": fixed["options"],
                     "metric": name,
                     "axis": axis,
-                    "fixed_channels": plain(fixed.get("channels")),
+                    **fixed_columns(fixed),
                     "fixed_positions": plain(rows["positions"].iloc[0]) if axis == "C" else None,
-                    "fixed_height": plain(fixed.get("height")),
-                    "fixed_width": plain(fixed.get("width")),
-                    "frames": plain(fixed["frames"]),
-                    "batch": plain(fixed["batch"]),
-                    "device": plain(fixed["device"]),
-                    "dtype": plain(fixed["dtype"]),
                 }
                 record.update(fit.as_record())
                 records.append(record)
