@@ -248,7 +248,15 @@ def heatmap_plot_data(key: str, title: str, panels: tuple[tuple[str, Any], ...])
 
 def render_png(data: PlotData, *, dpi: int = 100) -> Plot:
     """Draw ``data`` with matplotlib (Agg, no pyplot) and return it with its PNG bytes
-    and the legend entries drawn (failures included, e.g. "nl: ✕ out of memory at …")."""
+    and the legend entries drawn (failures included, e.g. "nl: ✕ out of memory at …").
+    Every text is drawn as text: ``$…$`` in a block or run name is never mathtext."""
+    import matplotlib
+
+    with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
+        return _render(data, dpi=dpi)
+
+
+def _render(data: PlotData, *, dpi: int) -> Plot:
     if data.kind == "heatmaps":
         return _render_heatmaps(data, dpi=dpi)
     import matplotlib

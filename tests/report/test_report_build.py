@@ -467,3 +467,16 @@ def test_quality_section_counts_warnings_shows_calibration_and_rings_warned_poin
     # FLOPs / median: 2·MACs / (MACs / 1e6 + 0.01) ms, as synthetic_runs writes them
     macs = nl_macs_at(8, 8 * 8)
     assert achieved.y[0] == pytest.approx(2 * macs / ((macs / 1e6 + 0.01) * 1e-3) / 1e9)
+
+
+def test_dollar_signs_in_names_are_drawn_as_text_not_mathtext(make_run) -> None:
+    """Unbalanced or malformed $…$ would make matplotlib's mathtext raise; as text it draws."""
+    names = ["$x^2$", "$\\frac{$", "\\$$"]
+    records = [case_record(name, 8, size) for name in names for size in (8, 16)]
+    report = build_report([make_run("mathtext", records)])
+    from nlbench.report.render import render_plots
+
+    plots = render_plots(report)
+    assert plots and all(plot.png.startswith(PNG_SIGNATURE) for plot in plots)
+    legend = {label for plot in plots for label in plot.legend}
+    assert {"$x^2$", "$\\frac{$", "\\$$"} <= {label.split("  (fit")[0] for label in legend}
