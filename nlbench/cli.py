@@ -183,9 +183,10 @@ def print_dry_run(suite, only_blocks: list[str] | None, device: str | None) -> N
     bound on the time the sampling rules imply; nothing is built or measured."""
     from nlbench.report.formatting import pick_prefix, scaled
     from nlbench.sweep import GIB, estimate_peak_bytes
+    from nlbench.vocabulary import LATENCY_MEASUREMENTS
 
     cases = suite.cases(only_blocks=only_blocks, device=device)
-    passes = sum(name.startswith("latency_") for name in suite.measure)
+    passes = sum(name in LATENCY_MEASUREMENTS for name in suite.measure) * suite.latency.rounds
     floor_s = passes * suite.latency.min_run_time_s
     limit_gib = suite.limits.max_memory_gib
     table = Table(title=Text(f"{suite.name}: {len(cases)} cases (dry run: nothing is measured)"))

@@ -25,7 +25,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from nlbench.case import DTYPE_BYTES, Case
-from nlbench.vocabulary import Limits, SamplingSettings, SettingsError, did_you_mean
+from nlbench.vocabulary import DEFAULT_MEASUREMENTS, Limits, SamplingSettings, SettingsError, did_you_mean
 
 # The shipped suites are package data (nlbench/suites/*.toml), so a suite is found by
 # name from any install: editable, a wheel, a plain `pip install .`.
@@ -80,7 +80,7 @@ class Suite:
     frames: tuple[int, ...] = ()
     dtype: tuple[str, ...] = ("float32",)
     device: tuple[str, ...] = ("cpu",)
-    measure: tuple[str, ...] = ("params", "flops", "counters", "latency_fwd", "latency_fwdbwd", "memory")
+    measure: tuple[str, ...] = DEFAULT_MEASUREMENTS
     latency: SamplingSettings = field(default_factory=SamplingSettings)
     limits: Limits = field(default_factory=Limits)
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))

@@ -39,11 +39,9 @@ from nlbench.progress import ProgressCallback
 from nlbench.measure.allocator import worker_environment
 from nlbench.measure.latency import PASSES, LatencyResult
 from nlbench.vocabulary import (
-    STATUS_ERROR, STATUS_OK, STATUS_OOM, STATUS_SKIPPED, STATUS_TIMEOUT, WARNING_CONTENDED, metric,
+    LATENCY_MEASUREMENTS, STATUS_ERROR, STATUS_OK, STATUS_OOM, STATUS_SKIPPED, STATUS_TIMEOUT, WARNING_CONTENDED,
+    metric,
 )
-
-#: The measurers that later rounds and contention retries repeat.
-LATENCY_MEASURERS = ("latency_fwd", "latency_fwdbwd")
 from nlbench.suite import Suite, load_suite
 
 GIB = 2**30
@@ -114,7 +112,7 @@ def start_run(suite: Suite, out_root: Path, *, only_blocks: list[str] | None, de
 def machine_calibration(suite: Suite, device: str) -> dict[str, Any] | None:
     """The machine's matmul and copy rates at the suite's thread count, when the suite
     times anything (None otherwise); a calibration that fails says why instead."""
-    if not any(name in LATENCY_MEASURERS for name in suite.measure):
+    if not any(name in LATENCY_MEASUREMENTS for name in suite.measure):
         return None
     from nlbench.measure.calibrate import calibrate
 
@@ -157,7 +155,7 @@ class CaseTask:
 
     def settings(self, base: CaseSettings) -> CaseSettings:
         """The case settings for this unit: only latency measurers when ``latency_only``."""
-        measure = tuple(m for m in base.measure if m in LATENCY_MEASURERS) if self.latency_only else base.measure
+        measure = tuple(m for m in base.measure if m in LATENCY_MEASUREMENTS) if self.latency_only else base.measure
         return dataclasses.replace(base, measure=measure, round_index=self.round_index)
 
 

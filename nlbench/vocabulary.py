@@ -152,6 +152,12 @@ def metric(name: str) -> Metric:
     return _METRICS_BY_NAME[name]
 
 
+#: The built-in measurements, in the order a suite runs them by default (the measurer
+#: registry registers them in this order; a plugin may add more).
+DEFAULT_MEASUREMENTS: tuple[str, ...] = ("params", "flops", "counters", "latency_fwd", "latency_fwdbwd", "memory")
+#: The measurements that time a pass (later sampling rounds and contention retries repeat them).
+LATENCY_MEASUREMENTS: tuple[str, ...] = ("latency_fwd", "latency_fwdbwd")
+
 #: Store columns that hold numbers (load makes them numeric; null where not measured).
 NUMERIC_COLUMNS: tuple[str, ...] = (
     "params", "params_total", "param_bytes", "buffer_bytes", "macs", "flops", "fvcore_macs", "ptflops_macs",

@@ -1,4 +1,5 @@
-"""The built-in measurers, registered in the order a suite lists them by default.
+"""The built-in measurers, registered in the order a suite lists them by default
+(:data:`nlbench.vocabulary.DEFAULT_MEASUREMENTS`).
 
 Each is a thin adapter from the registry's ``(module, inputs, case, settings)`` to
 the measuring function it wraps; the measuring itself lives in its own module.
@@ -15,6 +16,7 @@ from nlbench.measure.latency import LatencyResult, measure_forward, measure_forw
 from nlbench.measure.memory import MemoryResult, measure_memory
 from nlbench.measure.params import ParamCount, count_params
 from nlbench.measure.registry import CaseSettings, register_measurer
+from nlbench.vocabulary import LATENCY_MEASUREMENTS
 
 
 @register_measurer("params", description="trainable and total parameters, and their bytes")
@@ -49,5 +51,5 @@ def latency_fwdbwd(module: nn.Module, inputs: tuple[Tensor, ...], case: Case,
 def memory(module: nn.Module, inputs: tuple[Tensor, ...], case: Case, settings: CaseSettings) -> MemoryResult:
     # When both latency passes ran on this module before, its one-off allocations are done.
     order = settings.measure
-    warm = all(name in order and order.index(name) < order.index("memory") for name in ("latency_fwd", "latency_fwdbwd"))
+    warm = all(name in order and order.index(name) < order.index("memory") for name in LATENCY_MEASUREMENTS)
     return measure_memory(module, inputs, backward=True, warm_up=not warm)

@@ -13,6 +13,7 @@ from nlbench import store
 from nlbench.measure.registry import MeasurerError, get_measurer, measurer_names
 from nlbench.suite import SuiteError, parse_suite
 from nlbench.sweep import run_sweep, start_run
+from nlbench.vocabulary import DEFAULT_MEASUREMENTS
 
 PLUGIN = textwrap.dedent(
     """
@@ -34,7 +35,8 @@ PLUGIN = textwrap.dedent(
 
 
 def test_builtins_are_registered_in_canonical_order() -> None:
-    assert measurer_names()[:6] == ("params", "flops", "counters", "latency_fwd", "latency_fwdbwd", "memory")
+    assert measurer_names()[:6] == DEFAULT_MEASUREMENTS == (
+        "params", "flops", "counters", "latency_fwd", "latency_fwdbwd", "memory")
 
 
 def test_unknown_measurer_suggests_close_names() -> None:
