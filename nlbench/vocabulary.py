@@ -38,7 +38,7 @@ RECORD_KINDS: tuple[str, ...] = (KIND_SWEEP, KIND_PROBE, KIND_RECEPTIVE_FIELD)
 
 #: What identifies "the same input" across blocks within one run.
 SHAPE_KEYS: tuple[str, ...] = ("channels", "height", "width", "frames", "batch", "device", "dtype")
-#: The blocks every delta table is taken against.
+#: The block every delta table is taken against.
 IDENTITY_BLOCK = "identity"
 
 # --------------------------------------------------------------------------- metrics
@@ -65,7 +65,6 @@ class Metric:
     samples_column: str | None = None
     iqr_column: str | None = None
     warnings_column: str | None = None
-    deterministic: bool = True
 
     @property
     def sampled(self) -> bool:
@@ -126,7 +125,7 @@ def _latency(direction: str, label: str) -> Metric:
         name=f"latency_{direction}_ms", unit="ms", column=f"latency_{direction}_ms_median",
         title=f"{label} latency", axis_label=f"{label} latency, median [ms] (bars: IQR)",
         samples_column=f"latency_{direction}_ms_samples", iqr_column=f"latency_{direction}_ms_iqr",
-        warnings_column=f"latency_{direction}_warnings", deterministic=False,
+        warnings_column=f"latency_{direction}_warnings",
     )
 
 
@@ -135,9 +134,9 @@ METRICS: tuple[Metric, ...] = (
     _latency("fwd", "forward"),
     _latency("fwdbwd", "forward+backward"),
     Metric("peak_mem_fwd_bytes", "bytes", "peak_mem_fwd_bytes", "peak memory, forward",
-           "peak memory, forward [bytes]", deterministic=False),
+           "peak memory, forward [bytes]"),
     Metric("peak_mem_fwdbwd_bytes", "bytes", "peak_mem_fwdbwd_bytes", "peak memory, forward+backward",
-           "peak memory, forward+backward [bytes]", deterministic=False),
+           "peak memory, forward+backward [bytes]"),
 )
 METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in METRICS)
 LATENCY_METRICS: tuple[str, ...] = tuple(m.name for m in METRICS if m.sampled)

@@ -35,8 +35,9 @@ def test_round_trip_keeps_values_and_public_columns(tmp_path: Path) -> None:
     assert json.loads(row["options"]) == {"mode": "dot_product"}
     assert row["latency_fwd_ms_samples"] == [1.0, 2.0]
     assert row["uncounted_ops"] == ["aten.foo"]
-    for column in store.PUBLIC_COLUMNS:
+    for column in (*store.PUBLIC_COLUMNS, *store.DERIVED_COLUMNS):
         assert column in df.columns
+    assert row["positions"] == 24 and row["kind"] == "sweep" and pd.isna(row["frames"])
     assert pd.isna(row["peak_mem_fwd_bytes"]), "a measurement not taken is null, never zero"
     assert store.read_manifest(tmp_path)["schema_version"] == store.SCHEMA_VERSION
 
