@@ -273,7 +273,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         except ValueError as exc:
             say("[bold red]error:[/] {}", exc)
             return 2
-    print_probe_summary(run_dir, aggregate)
+    print_probe_summary(run_dir)
     say("trained {} block × seed runs ({} already done); run directory: [bold]{}[/]", outcome.trained,
         outcome.already_done, run_dir)
     if args.report:
@@ -281,32 +281,32 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_probe_summary(run_dir: Path, aggregate) -> None:
+def print_probe_summary(run_dir: Path) -> None:
     """Accuracy (mean ± std over seeds), cost and speed per block, from the store."""
     from nlbench import store
+    from nlbench.vocabulary import STATUS_OK
 
-    df = store.load(run_dir)
-    df = df[df["kind"] == "probe"] if "kind" in df else df.iloc[0:0]
+    df = store.probe_records(store.load(run_dir))
     if df.empty:
         return
     table = Table()
     for header in ("task", "block", "accuracy mean ± std", "seeds ok", "probe MACs (M)", "params", "steps/s"):
         table.add_column(header, justify="right")
     for (task, block), group in df.groupby(["task", "block"], sort=False):
-        ok = group[group["status"] == "ok"]
-        acc = ok["accuracy"].astype(float)
+        ok = group[group["status"] == STATUS_OK]
+        acc = ok["accuracy"]
         spread = f" ± {100 * acc.std():.1f}" if len(acc) > 1 else ""
         accuracy = f"{100 * acc.mean():.1f}{spread} %" if len(acc) else "failed"
         macs = group["macs"].dropna()
         params = group["params"].dropna()
         speed = ok["steps_per_s"].dropna()
-        table.add_row(task, block, accuracy, f"{len(ok)}/{len(group)}",
+        table.add_row(Text(str(task)), Text(str(block)), accuracy, f"{len(ok)}/{len(group)}",
                       f"{macs.iloc[0] / 1e6:.1f}" if len(macs) else "—",
                       f"{int(params.iloc[0]):,}" if len(params) else "—",
                       f"{speed.median():.1f}" if len(speed) else "—")
     console.print(table)
-    for _, row in df[df["status"] != "ok"].iterrows():
-        console.print(f"[red]{row['block']} seed {row['seed']}[/]: {row['error']}")
+    for _, row in df[df["status"] != STATUS_OK].iterrows():
+        say("[red]{} seed {}[/]: {}", row["block"], row["seed"], row["error"])
 
 
 def print_report_paths(runs: list[Path], out: Path, formats: tuple[str, ...]) -> None:
@@ -351,8 +351,8 @@ def print_paper_comparison(df, paper_table) -> None:
     from nlbench.paper import paper_comparison
 
     comparison = paper_comparison(df, paper_table)
-    console.print(f"[bold]{paper_table.title}[/]\nGMACs = multiply-adds / 2^30 (the paper's 'GFLOPs'); "
-                  "params in millions (10^6); error = ours / paper − 1")
+    say("[bold]{}[/]\nGMACs = multiply-adds / 2^30 (the paper's 'GFLOPs'); "
+        "params in millions (10^6); error = ours / paper − 1", paper_table.title)
     table = Table()
     for header in ("input", "block", "paper GMACs", "ours GMACs", "error", "paper params M",
                    "ours params M", "error", "ours GFLOPs (2·MACs/10⁹)"):
@@ -362,7 +362,7 @@ def print_paper_comparison(df, paper_table) -> None:
         return "—" if value is None or value != value else format(value, spec)
 
     for _, row in comparison.iterrows():
-        table.add_row(row["input"], row["block"], fmt(row["paper_gmacs"], ".2f"), fmt(row["ours_gmacs"], ".3f"),
+        table.add_row(Text(str(row["input"])), Text(str(row["block"])), fmt(row["paper_gmacs"], ".2f"), fmt(row["ours_gmacs"], ".3f"),
                       fmt(row["gmacs_rel_error"], "+.1%"), fmt(row["paper_params_m"], ".2f"),
                       fmt(row["ours_params_m"], ".3f"), fmt(row["params_rel_error"], "+.1%"),
                       fmt(row["ours_gflops_1e9"], ".3f"))
@@ -395,7 +395,6 @@ def dataframe_table(frame, *, index_header: str = "") -> Table:
     """A typed report table (:class:`nlbench.report.model.Table`: number columns
     right-aligned, cells formatted by their column) or a pandas DataFrame (index as the
     first column) as a rich Table."""
-    from rich.text import Text
 
     from nlbench.report.model import Table as TypedTable
 
@@ -412,7 +411,7 @@ def dataframe_table(frame, *, index_header: str = "") -> Table:
     for column in frame.columns:
         table.add_column(str(column), justify="right")
     for index, row in frame.iterrows():
-        table.add_row(str(index), *[str(v) for v in row])
+        table.add_row(Text(str(index)), *[Text(str(v)) for v in row])
     return table
 
 

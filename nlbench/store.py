@@ -48,6 +48,8 @@ PUBLIC_COLUMNS = (
     "latency_fwdbwd_ms_iqr", "latency_fwd_ms_samples", "latency_fwd_warnings", "latency_fwdbwd_warnings",
     "peak_mem_fwd_bytes", "peak_mem_fwdbwd_bytes",
 )
+# The columns of probe results (harness spec): present in every loaded frame, null elsewhere.
+PROBE_COLUMNS = ("task", "seed", "accuracy", "steps", "steps_per_s")
 # Columns `load` adds: which run a row came from, its record kind, N = H·W·T, the run's
 # calibrated matmul rate, and per latency pass the achieved GFLOP/s and its share of it.
 DERIVED_COLUMNS = ("run", "kind", "positions", "calibrated_matmul_gflops", "achieved_gflops_fwd",
@@ -373,7 +375,7 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
     (NaN where not measured), shape integers nullable (``frames`` null for images),
     options canonical JSON, ``kind`` filled and ``positions`` N = H·W·T derived once."""
     frame = frame.copy()
-    for column in ("case_id", *PUBLIC_COLUMNS, "run", "kind", "calibrated_matmul_gflops"):
+    for column in ("case_id", *PUBLIC_COLUMNS, *PROBE_COLUMNS, "run", "kind", "calibrated_matmul_gflops"):
         if column not in frame.columns:
             frame[column] = None
     for column in NUMERIC_COLUMNS:

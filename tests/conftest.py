@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+
+import pytest
 import torch
 from torch import nn
 
@@ -28,3 +31,31 @@ def randomise(module: nn.Module, seed: int = 0) -> None:
             if isinstance(m, nn.BatchNorm2d):
                 m.running_mean.copy_(torch.randn(m.num_features, generator=gen, dtype=m.running_mean.dtype))
                 m.running_var.copy_(0.5 + torch.rand(m.num_features, generator=gen, dtype=m.running_var.dtype))
+
+
+@pytest.fixture()
+def install_plugin(tmp_path, monkeypatch):
+    """``install_plugin(name, source, load=True)``: a user's plugin module written to a
+    temp dir on ``sys.path`` (and ``PYTHONPATH``, for CLI subprocesses), imported unless
+    ``load=False``; every block and measurer it registered is unregistered afterwards."""
+    from nlbench.blocks import list_blocks, load_plugin, unregister_block
+    from nlbench.measure.registry import measurer_names, unregister_measurer
+
+    blocks_before, measurers_before, names = set(list_blocks()), set(measurer_names()), []
+
+    def install(name: str, source: str, *, load: bool = True) -> str:
+        (tmp_path / f"{name}.py").write_text(source)
+        monkeypatch.syspath_prepend(str(tmp_path))
+        monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+        names.append(name)
+        if load:
+            load_plugin(name)
+        return name
+
+    yield install
+    for block in set(list_blocks()) - blocks_before:
+        unregister_block(block)
+    for measurer in set(measurer_names()) - measurers_before:
+        unregister_measurer(measurer)
+    for name in names:
+        sys.modules.pop(name, None)

@@ -52,16 +52,8 @@ FAULTY_PLUGIN = textwrap.dedent(
 
 
 @pytest.fixture()
-def faulty_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    (tmp_path / "nlbench_faulty_blocks.py").write_text(FAULTY_PLUGIN)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    from nlbench.blocks import load_plugin, unregister_block
-
-    load_plugin("nlbench_faulty_blocks")
-    yield "nlbench_faulty_blocks"
-    unregister_block("test_raises_at_12")
-    unregister_block("test_huge_alloc")
-    sys.modules.pop("nlbench_faulty_blocks", None)
+def faulty_plugin(install_plugin) -> str:
+    return install_plugin("nlbench_faulty_blocks", FAULTY_PLUGIN)
 
 
 def test_smoke_suite_measures_every_block_with_nothing_uncounted(tmp_path: Path) -> None:

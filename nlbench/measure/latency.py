@@ -173,7 +173,10 @@ class LatencyResult:
         median, IQR, warnings, threads and how the loop ran."""
         m = self.metric
         prefix = f"latency_{self.pass_name}"
-        optional = lambda v: None if v is None else list(v)  # noqa: E731
+
+        def optional(values: tuple[Any, ...] | None) -> list[Any] | None:
+            return None if values is None else list(values)
+
         return {m.samples_column: list(self.samples_ms), m.column: self.median_ms, m.iqr_column: self.iqr_ms,
                 m.warnings_column: list(self.warnings), "latency_threads": self.threads,
                 f"{prefix}_cpu_ms_samples": optional(self.cpu_ms),

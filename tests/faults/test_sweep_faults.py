@@ -6,7 +6,6 @@ asserts the message, the exit code and that nothing finished is lost or duplicat
 from __future__ import annotations
 
 import json
-import sys
 import textwrap
 import time
 import warnings
@@ -66,21 +65,12 @@ PLUGIN = textwrap.dedent(
             return x + 0 * self.conv(x)
     """
 )
-FAULT_BLOCKS = ("fault_segfault", "fault_exit0", "fault_hang", "fault_sleepy", "fault_not_a_tensor",
-                "fault[/]markup[red]")
 
 
 @pytest.fixture()
-def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    (tmp_path / "nlbench_fault_blocks.py").write_text(PLUGIN)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-    yield "nlbench_fault_blocks"
-    from nlbench.blocks import unregister_block
-
-    for name in FAULT_BLOCKS:
-        unregister_block(name)
-    sys.modules.pop("nlbench_fault_blocks", None)
+def plugin(install_plugin) -> str:
+    """The fault blocks' module, on the path but not imported: the CLI loads it."""
+    return install_plugin("nlbench_fault_blocks", PLUGIN, load=False)
 
 
 def write_suite(directory: Path, text: str, name: str = "suite.toml") -> Path:
@@ -309,3 +299,20 @@ def test_a_contended_latency_is_measured_again_later_and_keeps_its_warning(plugi
     assert "contended" in sleepy["latency_fwd_warnings"] and sleepy["latency_attempts"] == 3
     assert order == ["identity", "fault_sleepy"], "the retries ran after the other cases"
     assert "latency_attempts" not in by_block["identity"]
+
+
+def test_probe_and_paper_summaries_print_user_text_as_text(tmp_path: Path, capsys) -> None:
+    from nlbench import cli
+    from nlbench.suite import PaperRow, PaperTable
+
+    run_dir = tmp_path / "probe-run"
+    store.write_manifest(run_dir, {"suite": "probe"})
+    store.append_record(run_dir, {"kind": "probe", "case_id": "a", "status": "error", "block": "[/]b",
+                                  "task": "t[red]", "seed": 0, "error": "[bold]boom[/x]"})
+    cli.print_probe_summary(run_dir)
+    printed = capsys.readouterr().out
+    assert "[/]b" in printed and "t[red]" in printed and "[bold]boom[/x]" in printed
+    table = PaperTable("Table [/]9", 2.0**30, {"in[/]": ((8, 8),)}, (PaperRow("in[/]", "[red]nl", 1.0, 1.0),))
+    cli.print_paper_comparison(store.load(run_dir), table)
+    printed = capsys.readouterr().out
+    assert "Table [/]9" in printed and "in[/]" in printed and "[red]nl" in printed

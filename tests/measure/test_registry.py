@@ -3,7 +3,6 @@ measurer registered from a plugin module and run by the sweep (isolated worker t
 
 from __future__ import annotations
 
-import sys
 import textwrap
 from pathlib import Path
 
@@ -48,16 +47,8 @@ def test_unknown_measurer_suggests_close_names() -> None:
 
 
 @pytest.fixture()
-def measurer_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    (tmp_path / "nlbench_norm_measurer.py").write_text(PLUGIN)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    from nlbench.blocks import load_plugin
-    from nlbench.measure.registry import unregister_measurer
-
-    load_plugin("nlbench_norm_measurer")
-    yield "nlbench_norm_measurer"
-    unregister_measurer("output_norm")
-    sys.modules.pop("nlbench_norm_measurer", None)
+def measurer_plugin(install_plugin) -> str:
+    return install_plugin("nlbench_norm_measurer", PLUGIN)
 
 
 @pytest.mark.parametrize("isolate", [False, True])
