@@ -4,8 +4,12 @@ by package functions (registry, suite, sweep, store, report, probes)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import os
 import sys
 from pathlib import Path
+from typing import Callable, Iterator
 
 from rich.console import Console
 from rich.markup import escape
@@ -65,9 +69,42 @@ def build_parser() -> argparse.ArgumentParser:
                        help="measure in this process (no isolation; for debugging)")
     p_run.add_argument("--report", action="store_true",
                        help="write the run's report (markdown + HTML) to reports/ when the sweep ends")
+    p_run.add_argument("--measure", metavar="LIST",
+                       help="only these measurements, comma-separated (e.g. params,flops: counts only)")
     p_run.add_argument("--dry-run", action="store_true",
                        help="validate and expand the suite, print the cases with estimated memory and time; measure nothing")
     p_run.set_defaults(handler=cmd_run)
+
+    p_gate = sub.add_parser(
+        "gate", help="CI regression gate: cost (exact counts) and time (significant and > threshold)",
+        description="Compare a candidate with a baseline. `--base REF`: measure REF (a temporary git worktree) and "
+                    "the working tree in interleaved rounds on this machine. `BASELINE CANDIDATE`: two stored runs or "
+                    "two pytest-benchmark JSON files. `BASELINE` alone: measure the working tree now on that run's "
+                    "suite. Exit 0: no regression; 1: a regression, cost change, missing or failed case; "
+                    "2: bad input or nothing comparable.")
+    p_gate.add_argument("sides", nargs="*", type=Path, metavar="RUN_OR_JSON",
+                        help="BASELINE [CANDIDATE]: run directories or pytest-benchmark JSON files")
+    p_gate.add_argument("--base", metavar="GIT_REF", help="the baseline code: a commit, branch or tag of this checkout")
+    p_gate.add_argument("--suite", help=f"the suite to measure with --base (default: {'gate'})")
+    p_gate.add_argument("--blocks", help="only these blocks (with --base): names or wildcards, comma-separated")
+    p_gate.add_argument("--device", choices=["cpu", "cuda"], help="override the suite's device axis (with --base)")
+    p_gate.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import MODULE in both trees' workers (repeatable)")
+    p_gate.add_argument("--threshold", type=float, help="smallest slowdown that fails, e.g. 0.1 for 10 %% "
+                        "(default: the suite's [gate] threshold, else 0.1)")
+    p_gate.add_argument("--alpha", type=float, help="family-wise significance level (default: the suite's, else 0.01)")
+    p_gate.add_argument("--cost-only", action="store_true", help="compare (and measure) params, MACs and FLOPs only")
+    p_gate.add_argument("--allow-cost-change", action="store_true",
+                        help="report changed counts without failing on them")
+    p_gate.add_argument("--strict", action="store_true", help="inconclusive comparisons fail the gate too")
+    p_gate.add_argument("--update-baseline", action="store_true",
+                        help="with one BASELINE run: rewrite it from the new measurement")
+    p_gate.add_argument("--json", type=Path, metavar="FILE", help="write the result as JSON")
+    p_gate.add_argument("--markdown", type=Path, metavar="FILE",
+                        help="write a markdown summary (also appended to $GITHUB_STEP_SUMMARY when set)")
+    p_gate.add_argument("--all", action="store_true", help="list every comparison, unchanged counts included")
+    p_gate.add_argument("--out", type=Path, default=None, help="results root for measured runs (default: results/)")
+    p_gate.set_defaults(handler=cmd_gate)
 
     p_report = sub.add_parser("report", help="render markdown and HTML reports from stored runs")
     p_report.add_argument("runs", nargs="+", type=Path, metavar="RUN",
@@ -118,9 +155,24 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+@contextlib.contextmanager
+def case_progress(total: int | None, completed: int = 0) -> Iterator[Callable[..., None]]:
+    """A progress bar over cases; yields the sweep's progress callback."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("starting", total=total, completed=completed)
+
+        def on_case(case, record, index, count) -> None:
+            mark = "" if record["status"] == "ok" else f" [red]{escape(record['status'])}[/]"
+            progress.update(task, advance=1, description=escape(case.label) + mark)
+
+        yield on_case
+
+
+def cmd_run(args: argparse.Namespace) -> int:
     from nlbench import store
     from nlbench.blocks import load_plugin, resolve_blocks
     from nlbench.suite import SuiteError, load_suite
@@ -128,7 +180,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.resume:
         given = [flag for flag, value in (("--suite", args.suite), ("--blocks", args.blocks),
-                                          ("--device", args.device), ("--plugin", args.plugin)) if value]
+                                          ("--device", args.device), ("--plugin", args.plugin),
+                                          ("--measure", args.measure)) if value]
         if given:
             raise SuiteError("(command line)", given[0],
                              "nothing beside --resume RUN (a run is finished with the suite, blocks, device and "
@@ -142,6 +195,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         for module in plugins:
             load_plugin(module)
         suite = load_suite(args.suite)
+        if args.measure is not None:
+            suite = with_measurements(suite, args.measure)
         only_blocks = None
         if args.blocks is not None:
             if not [p for p in args.blocks.split(",") if p.strip()]:
@@ -159,15 +214,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     done_before = len(store.finished_case_ids(run_dir))
     say("[bold]{}[/]: {} cases → {}" + (" ({} already done)" if done_before else ""),
         suite.name, len(cases), run_dir, done_before)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("starting", total=len(cases), completed=done_before)
-
-        def on_case(case, record, index, count):
-            mark = "" if record["status"] == "ok" else f" [red]{escape(record['status'])}[/]"
-            progress.update(task, advance=1, description=escape(case.label) + mark)
-
+    with case_progress(len(cases), done_before) as on_case:
         result = run_sweep(suite, run_dir, only_blocks=only_blocks, device=device, plugins=plugins,
                            progress=on_case, isolate=not args.in_process)
     print_run_summary(run_dir, suite)
@@ -176,6 +223,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.report:
         print_report_paths([run_dir], Path("reports"), ("md", "html"))
     return 0
+
+
+def with_measurements(suite, text: str):
+    """``suite`` measuring only the comma-separated measurements of ``--measure``."""
+    import dataclasses
+
+    from nlbench.measure.registry import measurer_names
+    from nlbench.suite import SuiteError
+    from nlbench.vocabulary import did_you_mean
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    known = measurer_names()
+    for name in names:
+        if name not in known:
+            raise SuiteError("(command line)", "--measure", f"measurements from {', '.join(known)}."
+                             f"{did_you_mean(name, known)}", name)
+    if not names:
+        raise SuiteError("(command line)", "--measure", "at least one measurement", text)
+    return dataclasses.replace(suite, measure=tuple(dict.fromkeys(names)))
 
 
 def print_dry_run(suite, only_blocks: list[str] | None, device: str | None) -> None:
@@ -202,6 +268,111 @@ def print_dry_run(suite, only_blocks: list[str] | None, device: str | None) -> N
     say("estimated time ≥ {} s: each latency pass samples for at least latency.min_run_time_s = {} s "
         "(slow cases take longer, up to limits.case_timeout_s = {} s each)",
         f"{floor_s * len(cases):.3g}", suite.latency.min_run_time_s, suite.limits.case_timeout_s)
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from nlbench.blocks import load_plugin, resolve_blocks
+    from nlbench.gate.commands import DEFAULT_SUITE, GateOptions, gate_against_ref, gate_against_run, gate_stored
+    from nlbench.gate.compare import NothingComparable
+    from nlbench.gate.paired import GateRunError
+    from nlbench.gate.worktree import GitError
+    from nlbench.suite import SuiteError, load_suite
+    from nlbench.sweep import default_results_root
+    from nlbench.vocabulary import GATE_EXIT_BAD_INPUT, SettingsError
+
+    def bad(flag: str, expected: str) -> int:
+        say("[bold red]error:[/] {}: {}", flag, expected)
+        return GATE_EXIT_BAD_INPUT
+
+    sides = list(args.sides)
+    if args.base and sides:
+        return bad("--base", "either --base GIT_REF or stored BASELINE [CANDIDATE], not both")
+    if not args.base and not 1 <= len(sides) <= 2:
+        return bad("gate", "--base GIT_REF, or BASELINE [CANDIDATE] (run directories or pytest-benchmark JSON files)")
+    if args.update_baseline and len(sides) != 1:
+        return bad("--update-baseline", "exactly one BASELINE run (it is rewritten from the new measurement)")
+    measured_only = [flag for flag, value in (("--suite", args.suite), ("--blocks", args.blocks),
+                                              ("--device", args.device)) if value]
+    if measured_only and not args.base:
+        return bad(measured_only[0], "only with --base (a stored baseline is measured on its own suite)")
+    try:
+        options = GateOptions(threshold=args.threshold, alpha=args.alpha, cost_only=args.cost_only,
+                              allow_cost_change=args.allow_cost_change, strict=args.strict)
+        options.settings(None)  # out-of-range --threshold / --alpha fail before anything is measured
+    except SettingsError as exc:
+        return bad("--" + exc.field.removeprefix("gate."), f"expected {exc.expected}, got {exc.got!r}")
+    out_root = args.out or default_results_root()
+    try:
+        if args.base:
+            for module in args.plugin:
+                load_plugin(module)
+            suite = load_suite(args.suite or DEFAULT_SUITE)
+            only_blocks = resolve_blocks(args.blocks) if args.blocks else None
+            cases = suite.cases(only_blocks=only_blocks, device=args.device)
+            if not cases:
+                raise SuiteError(suite.source, "blocks", "a selection that leaves at least one case to run")
+            say("[bold]gate[/]: {} ({} cases) for {} and the working tree, interleaved", suite.name, len(cases),
+                args.base)
+            with case_progress(len(cases)) as on_case:
+                result, runs = gate_against_ref(args.base, suite, out_root, options, only_blocks=only_blocks,
+                                                device=args.device, plugins=args.plugin, progress=on_case)
+            say("runs: [bold]{}[/] (base) and [bold]{}[/] (candidate)", runs["base"], runs["candidate"])
+        elif len(sides) == 1:
+            with case_progress(None) as on_case:
+                result, run_dir = gate_against_run(sides[0], out_root, options, update=args.update_baseline,
+                                                   progress=on_case)
+            say("candidate run: [bold]{}[/]", run_dir)
+            if args.update_baseline:
+                say("baseline [bold]{}[/] rewritten from it", sides[0])
+        else:
+            result = gate_stored(sides[0], sides[1], options)
+    except (NothingComparable, GitError, GateRunError) as exc:
+        say("[bold red]error:[/] {}", exc)
+        return GATE_EXIT_BAD_INPUT
+    print_gate_result(result, everything=args.all)
+    write_gate_outputs(result, args.json, args.markdown)
+    return result.exit_code
+
+
+def print_gate_result(result, *, everything: bool = False) -> None:
+    """The gate's table (the rows worth reading, or all), its warnings and headline."""
+    from nlbench.gate.output import TABLE_HEADERS, headline, settings_text, table_rows
+    from nlbench.gate.pytest_benchmark import NO_RAW_SAMPLES_HINT, WARNING_NO_RAW_SAMPLES
+
+    table = Table(title=Text(f"nlbench gate: {result.candidate} vs {result.baseline}"))
+    for header in TABLE_HEADERS:
+        table.add_column(header, overflow="fold")
+    styles = {"regression": "red", "cost changed": "red", "missing": "red", "failed": "red",
+              "inconclusive": "yellow", "improvement": "green"}
+    rows = table_rows(result, everything=everything)
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row), style=styles.get(row[0], ""))
+    if rows:
+        console.print(table)
+    say("{}", settings_text(result))
+    for warning in result.warnings:
+        say("[yellow]warning:[/] {}", warning)
+    if any(WARNING_NO_RAW_SAMPLES in w for row in result.comparisons for w in row.warnings):
+        say("[yellow]hint:[/] {}", NO_RAW_SAMPLES_HINT)
+    style = "bold red" if result.exit_code else "bold green"
+    say(f"[{style}]{{}}[/]", headline(result))
+
+
+def write_gate_outputs(result, json_path: Path | None, markdown_path: Path | None) -> None:
+    """JSON and markdown where asked; the markdown also goes to $GITHUB_STEP_SUMMARY."""
+    from nlbench.gate.output import gate_json, gate_markdown
+
+    if json_path:
+        json_path.write_text(json.dumps(gate_json(result), indent=2) + "\n")
+        say("JSON: [bold]{}[/]", json_path)
+    markdown = gate_markdown(result)
+    if markdown_path:
+        markdown_path.write_text(markdown)
+        say("markdown: [bold]{}[/]", markdown_path)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(markdown + "\n")
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from nlbench.case import DTYPE_BYTES, Case
-from nlbench.vocabulary import DEFAULT_MEASUREMENTS, Limits, SamplingSettings, SettingsError, did_you_mean
+from nlbench.vocabulary import DEFAULT_MEASUREMENTS, GateSettings, Limits, SamplingSettings, SettingsError, did_you_mean
 
 # The shipped suites are package data (nlbench/suites/*.toml), so a suite is found by
 # name from any install: editable, a wheel, a plain `pip install .`.
@@ -33,7 +33,7 @@ SUITES_DIR = Path(__file__).resolve().parent / "suites"
 DEVICES = ("cpu", "cuda")
 TOP_LEVEL_FIELDS = {
     "name", "description", "blocks", "channels", "resolutions", "batch", "frames", "dtype",
-    "device", "measure", "latency", "limits", "options", "paper_table",
+    "device", "measure", "latency", "limits", "gate", "options", "paper_table",
 }
 
 
@@ -83,6 +83,7 @@ class Suite:
     measure: tuple[str, ...] = DEFAULT_MEASUREMENTS
     latency: SamplingSettings = field(default_factory=SamplingSettings)
     limits: Limits = field(default_factory=Limits)
+    gate: GateSettings = field(default_factory=GateSettings)
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
     paper_table: PaperTable | None = None
 
@@ -170,6 +171,15 @@ def read_paper_table(run_dir: Path | str) -> PaperTable | None:
     return _Validator(str(path)).paper_table(data["paper_table"]) if "paper_table" in data else None
 
 
+def read_gate_settings(run_dir: Path | str) -> GateSettings | None:
+    """The ``[gate]`` settings of the suite a run was run with (``run_dir/suite.toml``),
+    or None when the run has no suite copy; the defaults when the suite has no table."""
+    path = Path(run_dir) / "suite.toml"
+    if not path.is_file():
+        return None
+    return _Validator(str(path)).gate(read_toml(path).get("gate", {}))
+
+
 def parse_suite(data: Mapping[str, Any], *, source: str = "<suite>") -> Suite:
     """Validate a suite's TOML data into a :class:`Suite`."""
     unknown = sorted(set(data) - TOP_LEVEL_FIELDS)
@@ -194,6 +204,7 @@ def parse_suite(data: Mapping[str, Any], *, source: str = "<suite>") -> Suite:
         measure=measure,
         latency=v.latency(data.get("latency", {})),
         limits=v.limits(data.get("limits", {})),
+        gate=v.gate(data.get("gate", {})),
         options=v.options(data.get("options", {})),
         paper_table=v.paper_table(data["paper_table"]) if "paper_table" in data else None,
     )
@@ -301,6 +312,9 @@ class _Validator:
 
     def limits(self, table: Any) -> Limits:
         return self._settings(table, "limits", Limits)
+
+    def gate(self, table: Any) -> GateSettings:
+        return self._settings(table, "gate", GateSettings)
 
     def options(self, table: Any) -> Mapping[str, Mapping[str, Any]]:
         if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):

@@ -25,6 +25,7 @@ import os
 import resource
 import shutil
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -52,6 +53,9 @@ WORKER_STARTUP_S = 120.0
 #: timeout record (the worker checks its deadline between calls) before killing it.
 KILL_GRACE_S = 1.0
 WORKER_READY = "ready"
+#: Bumped whenever what the parent and its worker exchange changes, so a gate that
+#: runs another tree's worker (``nlbench gate --base REF``) can tell it speaks the same.
+WORKER_PROTOCOL = 1
 
 
 @dataclass(frozen=True)
@@ -86,12 +90,17 @@ def estimate_peak_bytes(case: Case) -> int:
 
 
 def start_run(suite: Suite, out_root: Path, *, only_blocks: list[str] | None, device: str | None,
-              plugins: list[str]) -> Path:
-    """Create a run directory (through the store) with its manifest and a copy of the suite file."""
+              plugins: list[str], name: str | None = None, calibration: dict[str, Any] | None = None,
+              extra: dict[str, Any] | None = None) -> Path:
+    """Create a run directory (through the store) with its manifest and a copy of the
+    suite file. ``name`` replaces the suite's name in the run id; ``calibration`` one
+    already taken (the gate's two sides share one); ``extra`` adds manifest fields."""
     from nlbench.environment import fingerprint
 
     run_device = device or suite.device[0]
-    run_dir = store.create_run(out_root, suite.name, {
+    if calibration is None:
+        calibration = machine_calibration(suite, run_device)
+    run_dir = store.create_run(out_root, name or suite.name, {
         "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "suite": suite.name,
         "suite_source": suite.source,
@@ -102,7 +111,8 @@ def start_run(suite: Suite, out_root: Path, *, only_blocks: list[str] | None, de
         "dtypes": list(suite.dtype),
         "threads": suite.latency.threads,
         "measure": list(suite.measure),
-        "calibration": machine_calibration(suite, run_device),
+        "calibration": calibration,
+        **(extra or {}),
     })
     if Path(suite.source).exists():
         shutil.copyfile(suite.source, run_dir / "suite.toml")
@@ -123,8 +133,9 @@ def machine_calibration(suite: Suite, device: str) -> dict[str, Any] | None:
 
 
 def resume_arguments(run_dir: Path) -> tuple[Suite, list[str] | None, str | None, list[str]]:
-    """The suite, block filter, device and plugins a run was started with. The plugins
-    are loaded first, so the suite's plugin blocks and measurers validate."""
+    """The suite (with the measurements the run took), block filter, device and plugins
+    a run was started with. The plugins are loaded first, so the suite's plugin blocks
+    and measurers validate."""
     from nlbench.blocks import load_plugin
 
     manifest = store.read_manifest(run_dir)
@@ -141,7 +152,16 @@ def resume_arguments(run_dir: Path) -> tuple[Suite, list[str] | None, str | None
         load_plugin(plugin)
     suite_path = Path(run_dir) / "suite.toml"
     source = str(suite_path) if suite_path.exists() else store.manifest_field(run_dir, manifest, "suite_source", str)
-    return load_suite(source), only_blocks, device, plugins
+    suite = load_suite(source)
+    measure = manifest.get("measure")
+    if measure is not None:  # the run's measurements, e.g. counts only (`run --measure`, `gate --cost-only`)
+        from nlbench.measure.registry import measurer_names
+
+        if not isinstance(measure, list) or not measure or not all(m in measurer_names() for m in measure):
+            raise store.StoreError(f"{run_dir}/{store.MANIFEST_FILE}: field 'measure': expected a list drawn from "
+                                   f"{', '.join(measurer_names())}")
+        suite = dataclasses.replace(suite, measure=tuple(measure))
+    return suite, only_blocks, device, plugins
 
 
 @dataclass(frozen=True)
@@ -160,7 +180,7 @@ class CaseTask:
 
 
 @dataclass
-class _Pending:
+class PendingCase:
     """A case in flight in the runner: its record so far, the next round, the retries spent."""
 
     case: Case
@@ -187,13 +207,13 @@ def run_sweep(suite: Suite, run_dir: Path, *, only_blocks: list[str] | None = No
     with store.writer_lock(run_dir):
         done = store.finished_case_ids(run_dir)
         todo = [c for c in cases if c.case_id not in done]
-        runner = _IsolatedRunner(settings, plugins or [], Path(run_dir) / "worker.log") if isolate else None
-        queue = collections.deque(_Pending(case) for case in todo)
+        runner = IsolatedRunner(settings, plugins or [], Path(run_dir) / "worker.log") if isolate else None
+        queue = collections.deque(PendingCase(case) for case in todo)
         finished = 0
         try:
             while queue:
                 item = queue.popleft()
-                if _advance(item, settings, runner):
+                if advance_case(item, settings, runner):
                     queue.append(item)  # another round or a retry, after the other cases
                     continue
                 assert item.record is not None
@@ -208,7 +228,7 @@ def run_sweep(suite: Suite, run_dir: Path, *, only_blocks: list[str] | None = No
     return SweepResult(run_dir, len(cases), len(todo), len(cases) - len(todo), statuses)
 
 
-def _advance(item: _Pending, settings: CaseSettings, runner: "_IsolatedRunner | None") -> bool:
+def advance_case(item: PendingCase, settings: CaseSettings, runner: "IsolatedRunner | None") -> bool:
     """Run the next unit of ``item``; True when it needs another (a round or a retry)."""
     sampling = settings.sampling
     if item.record is None:
@@ -267,7 +287,7 @@ def least_contended(record: dict[str, Any], again: dict[str, Any]) -> dict[str, 
     return chosen
 
 
-def _run_one(task: CaseTask, settings: CaseSettings, runner: "_IsolatedRunner | None") -> dict[str, Any]:
+def _run_one(task: CaseTask, settings: CaseSettings, runner: "IsolatedRunner | None") -> dict[str, Any]:
     case = task.case
     max_memory_gib = settings.limits.max_memory_gib
     estimate = estimate_peak_bytes(case)
@@ -286,7 +306,7 @@ def _run_one(task: CaseTask, settings: CaseSettings, runner: "_IsolatedRunner | 
 # --- the isolated worker -------------------------------------------------------------
 
 def _worker_main(conn: Connection, settings: CaseSettings, plugins: list[str], cap_memory: bool,
-                 log_path: str | None) -> None:
+                 log_path: str | None) -> None:  # the signature is part of WORKER_PROTOCOL
     """Child process: cap the address space, then measure the cases it is sent.
 
     Its stdout and stderr (native libraries' chatter, e.g. the profiler's) go to the
@@ -304,7 +324,9 @@ def _worker_main(conn: Connection, settings: CaseSettings, plugins: list[str], c
         load_plugin(plugin)
     if cap_memory:  # CUDA reserves huge virtual ranges: cap CPU workers only
         _cap_address_space(settings.limits.max_memory_gib)
-    conn.send(WORKER_READY)
+    import nlbench
+
+    conn.send((WORKER_READY, WORKER_PROTOCOL, str(Path(nlbench.__file__).resolve().parent)))
     while True:
         try:
             message = conn.recv()
@@ -342,6 +364,21 @@ def _environment(overrides: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+@contextlib.contextmanager
+def _imports_from(code_root: Path | None) -> Iterator[None]:
+    """``sys.path`` with ``code_root`` first while a worker is spawned (a spawned child
+    takes the parent's ``sys.path``), so the child imports that tree's nlbench."""
+    if code_root is None:
+        yield
+        return
+    saved = list(sys.path)
+    sys.path.insert(0, str(code_root))
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
+
+
 def _cap_address_space(max_memory_gib: float) -> None:
     """Limit virtual memory to the current size plus the budget (Linux only)."""
     try:
@@ -353,15 +390,26 @@ def _cap_address_space(max_memory_gib: float) -> None:
         pass
 
 
-class _IsolatedRunner:
-    """Runs cases in a child process; restarts it after a crash or a timeout."""
+class IsolatedRunner:
+    """Runs cases in a child process; restarts it after a crash or a timeout.
 
-    def __init__(self, settings: CaseSettings, plugins: list[str], log_path: Path | None = None) -> None:
+    With ``code_root`` the worker imports nlbench (its blocks and measurers) from that
+    source tree instead of this process's — how the gate measures two trees side by side.
+    """
+
+    def __init__(self, settings: CaseSettings, plugins: list[str], log_path: Path | None = None,
+                 code_root: Path | None = None) -> None:
         self.settings, self.plugins = settings, plugins
         self.log_path = str(log_path) if log_path else None
+        self.code_root = Path(code_root).resolve() if code_root else None
         self.process: Any = None
         self.conn: Connection | None = None
         self.device_is_cpu: bool | None = None
+
+    def start(self, cpu: bool) -> str | None:
+        """(Re)start the worker now, for CPU or CUDA cases; why it could not, or None."""
+        self.close()
+        return self._start(cpu)
 
     def _start(self, cpu: bool) -> str | None:
         """Start a worker and wait until it is ready; the reason it is not, or None."""
@@ -369,19 +417,35 @@ class _IsolatedRunner:
         parent, child = context.Pipe()
         self.process = context.Process(target=_worker_main, args=(child, self.settings, self.plugins, cpu, self.log_path),
                                        daemon=True)
-        with _environment(worker_environment(self.settings.sampling.retain_freed_memory)):
+        with _environment(worker_environment(self.settings.sampling.retain_freed_memory)), _imports_from(self.code_root):
             self.process.start()
         child.close()
         self.conn = parent
         self.device_is_cpu = cpu
+        reason = None
         try:
-            if parent.poll(WORKER_STARTUP_S) and parent.recv() == WORKER_READY:
-                return None
+            if parent.poll(WORKER_STARTUP_S):
+                reason = self._check_ready(parent.recv())
+                if reason is None:
+                    return None
         except (EOFError, ConnectionResetError, BrokenPipeError):
             pass
-        reason = self._death_reason() or f"worker did not start within {WORKER_STARTUP_S:.0f} s"
+        reason = reason or self._death_reason() or f"worker did not start within {WORKER_STARTUP_S:.0f} s"
         self.close(kill=True)
         return f"could not start a measuring worker: {reason} (see worker.log)"
+
+    def _check_ready(self, message: Any) -> str | None:
+        """Why a worker's first message is not a ready worker of our protocol from the
+        intended tree (None when it is)."""
+        where = f" from {self.code_root}" if self.code_root else ""
+        if not (isinstance(message, tuple) and len(message) == 3 and message[0] == WORKER_READY):
+            return f"the worker{where} does not speak protocol {WORKER_PROTOCOL} (it predates it?)"
+        _, protocol, package_dir = message
+        if protocol != WORKER_PROTOCOL:
+            return f"the worker{where} speaks protocol {protocol}, this nlbench {WORKER_PROTOCOL}"
+        if self.code_root and not Path(package_dir).is_relative_to(self.code_root):
+            return f"the worker imported nlbench from {package_dir}, not from {self.code_root}"
+        return None
 
     def _death_reason(self) -> str | None:
         """How the worker ended, if it did (waiting briefly for a dying one to be reaped)."""

@@ -312,6 +312,64 @@ class Limits:
         object.__setattr__(self, "max_memory_gib", float(self.max_memory_gib))
 
 
+# --------------------------------------------------------------------------- the gate
+
+#: The two tiers of the gate — exact counts, and sampled time — and the verdicts on a
+#: whole case (missing, failed, new) that come before either.
+TIER_COST = "cost"
+TIER_TIME = "time"
+TIER_CASE = "case"
+#: The counts the cost tier compares exactly (store columns).
+COST_COLUMNS: tuple[str, ...] = ("params", "macs", "flops")
+#: The measurements the cost tier needs (``--cost-only`` measures just these).
+COST_MEASUREMENTS: tuple[str, ...] = ("params", "flops")
+
+GATE_PASS = "pass"                  # no significant change beyond the threshold
+GATE_IMPROVEMENT = "improvement"    # significantly faster beyond the threshold
+GATE_REGRESSION = "regression"      # significantly slower beyond the threshold
+GATE_INCONCLUSIVE = "inconclusive"  # warned samples, too few samples, or failed on both sides
+GATE_COST_SAME = "same"
+GATE_COST_CHANGED = "cost changed"
+GATE_COST_ALLOWED = "cost changed (allowed)"
+GATE_MISSING = "missing"            # in the baseline, not in the candidate
+GATE_FAILED = "failed"              # finished in the baseline, failed in the candidate
+GATE_NEW = "new"                    # only in the candidate (nothing to compare)
+#: Verdicts that fail the gate (exit code 1).
+GATE_FAILING: tuple[str, ...] = (GATE_REGRESSION, GATE_COST_CHANGED, GATE_MISSING, GATE_FAILED)
+GATE_VERDICTS: tuple[str, ...] = (GATE_REGRESSION, GATE_COST_CHANGED, GATE_MISSING, GATE_FAILED, GATE_INCONCLUSIVE,
+                                  GATE_COST_ALLOWED, GATE_IMPROVEMENT, GATE_NEW, GATE_PASS, GATE_COST_SAME)
+#: Exit codes of ``nlbench gate``.
+GATE_EXIT_OK, GATE_EXIT_REGRESSION, GATE_EXIT_BAD_INPUT = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """How the time tier decides — a suite's ``[gate]`` table, overridable per command.
+
+    A time comparison is a regression only when the candidate is slower *significantly*
+    — a one-sided Mann-Whitney U test on the raw samples, Holm-corrected over every
+    time comparison of the gate run, below ``alpha`` (family-wise) — *and* by more than
+    ``threshold`` (the Hodges-Lehmann ratio of the candidate's to the baseline's times
+    above 1 + threshold). ``confidence`` is the level of each ratio's interval. The
+    default α = 0.01 keeps the family-wise false alarms of A/A runs at ≤ 1 % when the
+    samples behave; the threshold guards against the ones that do not.
+    """
+
+    threshold: float = 0.10
+    alpha: float = 0.01
+    confidence: float = 0.95
+
+    def __post_init__(self) -> None:
+        _check_number("gate", "threshold", self.threshold, 0.0)
+        for name in ("alpha", "confidence"):
+            value = getattr(self, name)
+            _check_number("gate", name, value, 0.0)
+            if not 0.0 < value < 1.0:
+                raise SettingsError(f"gate.{name}", "a number strictly between 0 and 1", value)
+        for name in ("threshold", "alpha", "confidence"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+
+
 # --------------------------------------------------------------------------- names
 
 

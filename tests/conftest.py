@@ -59,3 +59,12 @@ def install_plugin(tmp_path, monkeypatch):
         unregister_measurer(measurer)
     for name in names:
         sys.modules.pop(name, None)
+
+
+@pytest.fixture()
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI prints through one rich console; a wide one keeps messages and table
+    cells on one line, so a test can look for a whole message."""
+    from nlbench import cli
+
+    monkeypatch.setattr(cli.console, "width", 400)

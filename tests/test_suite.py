@@ -10,7 +10,7 @@ import pytest
 from nlbench.blocks import BlockError
 from nlbench.suite import SUITES_DIR, SuiteError, load_suite, parse_suite
 
-SHIPPED = ["smoke", "resolution", "channels", "video", "paper-srl-table3"]
+SHIPPED = ["smoke", "resolution", "channels", "video", "paper-srl-table3", "gate"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -99,3 +99,29 @@ def test_square_and_pair_sizes() -> None:
 def test_every_shipped_suite_file_is_listed() -> None:
     assert sorted(p.stem for p in SUITES_DIR.glob("*.toml")) == sorted(SHIPPED), \
         "every shipped suite is listed in SHIPPED (so it is loaded and expanded above), and only those"
+
+
+def test_gate_suite_gates_every_built_in_block_but_identity() -> None:
+    from nlbench.blocks import get_spec, list_blocks
+
+    built_in = {n for n in list_blocks() if get_spec(n).source.startswith("nlbench.")}
+    suite = load_suite("gate")
+    assert set(suite.block_names()) == built_in - {"identity"}
+    assert suite.latency.rounds > 1 and suite.latency.threads == 1
+    assert {"params", "flops", "latency_fwd", "latency_fwdbwd"} <= set(suite.measure)
+
+
+@pytest.mark.parametrize("table, field", [
+    ({"threshold": -0.1}, "gate.threshold"), ({"alpha": 1.0}, "gate.alpha"), ({"confidence": 0}, "gate.confidence"),
+    ({"alhpa": 0.1}, "gate.alhpa"),
+])
+def test_gate_table_is_validated(table, field) -> None:
+    data = {"name": "s", "blocks": ["nl"], "channels": [8], "resolutions": [8], "gate": table}
+    with pytest.raises(SuiteError) as info:
+        parse_suite(data, source="s.toml")
+    assert info.value.field_name == field and "s.toml" in str(info.value)
+
+
+def test_gate_table_values_reach_the_suite() -> None:
+    data = {"name": "s", "blocks": ["nl"], "channels": [8], "resolutions": [8], "gate": {"threshold": 0.2}}
+    assert parse_suite(data).gate.threshold == 0.2

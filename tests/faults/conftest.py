@@ -1,13 +1,8 @@
-"""The CLI prints through one rich console; a wide one keeps messages on one line, so
-the tests can look for a whole message."""
-
-from __future__ import annotations
+"""Every test here reads whole CLI messages: a wide console (tests/conftest.py)."""
 
 import pytest
 
 
 @pytest.fixture(autouse=True)
-def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
-    from nlbench import cli
-
-    monkeypatch.setattr(cli.console, "width", 400)
+def _wide(wide_console: None) -> None:
+    """Applies ``wide_console`` to every test of this directory."""

@@ -1,0 +1,215 @@
+"""Validate `nlbench gate` on this machine: the false-alarm rate of A/A gate runs and
+the detection rate of real, injected slowdowns.
+
+Run on a quiet machine (nothing else running) from a checkout whose HEAD has the gate:
+
+    .venv/bin/python benchmarks/gate_validation.py --pairs 6 --out results/gate-validation
+
+It makes a detached worktree of HEAD (the "candidate" checkout) and alternates two
+kinds of gate runs, each `nlbench gate --base HEAD --suite gate` run inside it:
+
+- **A/A**: the candidate checkout unchanged — the same code on both sides;
+- **slowed**: the candidate's `Case.build` (uncommitted change) registers a forward
+  hook that copies the block's output tensor into a buffer, extra work that changes no
+  count (copies count 0 MACs/FLOPs), sized per block to cost 10 % or 25 % of its
+  forward. Half the blocks get 10 %, half 25 %, swapped from one slowed run to the next.
+
+Calibration (how the slowdown's size is set): in this process, at 1 thread, each gate
+case's forward median over 15 calls and the copy time per element (a 4 Mi-element
+copy) give the elements to copy: fraction × forward time / time per element. The size
+actually realised is what the gate itself measures (its Hodges-Lehmann forward ratio),
+reported beside the detection rate.
+
+Writes every gate run's JSON result and `summary.json` / `summary.md` to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FRACTIONS = (0.10, 0.25)
+HOOK_MARK = "# gate-validation: injected slowdown"
+
+
+def calibrate(suite_name: str) -> tuple[dict[str, float], dict[str, float], float]:
+    """Per block: forward median (ms) and output elements; the copy time per element (ns)."""
+    import torch
+
+    from nlbench.suite import load_suite
+
+    torch.set_num_threads(1)
+    forward_ms, elements = {}, {}
+    for case in load_suite(suite_name).cases():
+        module, x = case.build().eval(), case.make_input()
+        with torch.no_grad():
+            for _ in range(3):
+                out = module(x)
+            times = []
+            for _ in range(15):
+                start = time.perf_counter()
+                out = module(x)
+                times.append(time.perf_counter() - start)
+        forward_ms[case.block] = 1e3 * statistics.median(times)
+        elements[case.block] = float(out.numel())
+    src, dst = torch.randn(4 * 2**20), torch.empty(4 * 2**20)
+    for _ in range(3):
+        dst.copy_(src)
+    times = []
+    for _ in range(20):
+        start = time.perf_counter()
+        dst.copy_(src)
+        times.append(time.perf_counter() - start)
+    return forward_ms, elements, 1e9 * statistics.median(times) / src.numel()
+
+
+def hook_source(extra_elements: dict[str, int]) -> str:
+    """Source appended to the candidate's nlbench/case.py: the slowdown hook."""
+    return f'''
+
+{HOOK_MARK}
+_GATE_VALIDATION_EXTRA = {extra_elements!r}
+
+
+def _gate_validation_slowdown(block):
+    extra = _GATE_VALIDATION_EXTRA.get(block, 0)
+    buffer = {{}}
+
+    def hook(module, inputs, output):
+        import torch
+
+        flat = output.detach().reshape(-1)
+        if "b" not in buffer:
+            buffer["b"] = torch.empty_like(flat)
+        left = extra
+        while left > 0:
+            n = min(left, flat.numel())
+            buffer["b"][:n].copy_(flat[:n])
+            left -= n
+    return hook
+'''
+
+
+def patch_candidate(checkout: Path, extra_elements: dict[str, int] | None) -> None:
+    """Restore the candidate's case.py, then inject the slowdown when asked."""
+    subprocess.run(["git", "checkout", "--", "nlbench/case.py"], cwd=checkout, check=True)
+    if not extra_elements:
+        return
+    path = checkout / "nlbench" / "case.py"
+    text = path.read_text()
+    anchor = "        return module.to(device=self.device, dtype=torch_dtype(self.dtype))"
+    assert anchor in text, "Case.build changed: update the validation's patch"
+    text = text.replace(anchor, "        module.register_forward_hook(_gate_validation_slowdown(self.block))\n" + anchor)
+    path.write_text(text + hook_source(extra_elements))
+
+
+def gate_run(checkout: Path, out: Path, name: str, suite: str) -> dict:
+    """One `nlbench gate --base HEAD` in the candidate checkout; its JSON, exit code and wall time."""
+    json_path = out / f"{name}.json"
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "nlbench.cli", "gate", "--base", "HEAD", "--suite", suite,
+                           "--out", str(out / "runs"), "--json", str(json_path)],
+                          cwd=checkout, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode == 2 or not json_path.exists():
+        raise RuntimeError(f"gate run {name} failed (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    data = json.loads(json_path.read_text())
+    data["wall_s"] = wall
+    json_path.write_text(json.dumps(data, indent=1))
+    return data
+
+
+def time_rows(data: dict) -> list[dict]:
+    return [r for r in data["comparisons"] if r["tier"] == "time"]
+
+
+def decide(row: dict, threshold: float, alpha: float) -> str:
+    """The gate's verdict for a stored row under another threshold (same rule as compare.py)."""
+    if row["verdict"] == "inconclusive":
+        return "inconclusive"
+    ratio, p = row["ratio"], row["p_adjusted"]
+    return "regression" if p is not None and p < alpha and ratio is not None and ratio > 1 + threshold else "pass"
+
+
+def summarise(results: list[dict], alpha: float) -> dict:
+    summary: dict = {"alpha": alpha, "runs": {}}
+    aa = [r for r in results if r["kind"] == "aa"]
+    slowed = [r for r in results if r["kind"] == "slowed"]
+    for threshold in (0.05, 0.10):
+        key = f"threshold_{threshold:.2f}"
+        entry: dict = {}
+        aa_rows = [row for r in aa for row in time_rows(r["gate"])]
+        entry["aa_gate_runs"] = len(aa)
+        entry["aa_runs_with_false_alarm"] = sum(any(decide(row, threshold, alpha) == "regression"
+                                                    for row in time_rows(r["gate"])) for r in aa)
+        entry["aa_comparisons"] = len(aa_rows)
+        entry["aa_false_alarms"] = sum(decide(row, threshold, alpha) == "regression" for row in aa_rows)
+        entry["aa_inconclusive"] = sum(row["verdict"] == "inconclusive" for row in aa_rows)
+        for fraction in FRACTIONS:
+            for quantity in ("latency_fwd_ms", "latency_fwdbwd_ms"):
+                rows = [row for r in slowed for row in time_rows(r["gate"])
+                        if r["fractions"].get(row["block"]) == fraction and row["quantity"] == quantity
+                        and (row["baseline"] or 0) >= 1.0]
+                verdicts = [decide(row, threshold, alpha) for row in rows]
+                ratios = [row["ratio"] for row in rows if row["ratio"] is not None]
+                entry[f"slowed_{fraction:.2f}_{quantity}"] = {
+                    "comparisons": len(rows), "detected": verdicts.count("regression"),
+                    "inconclusive": verdicts.count("inconclusive"),
+                    "realised_ratio_median": statistics.median(ratios) if ratios else math.nan,
+                    "realised_ratio_min": min(ratios) if ratios else math.nan,
+                }
+        summary["runs"][key] = entry
+    summary["wall_s"] = {kind: [round(r["gate"]["wall_s"], 1) for r in results if r["kind"] == kind]
+                         for kind in ("aa", "slowed")}
+    return summary
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pairs", type=int, default=6, help="A/A + slowed pairs of gate runs")
+    parser.add_argument("--suite", default="gate")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "gate-validation")
+    args = parser.parse_args()
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    forward_ms, elements, ns_per_element = calibrate(args.suite)
+    blocks = sorted(forward_ms)
+    calibration = {"forward_ms": forward_ms, "output_elements": elements, "copy_ns_per_element": ns_per_element}
+    (out / "calibration.json").write_text(json.dumps(calibration, indent=1))
+    results = []
+    with tempfile.TemporaryDirectory(prefix="gate-validation-") as parent:
+        checkout = Path(parent) / "candidate"
+        subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(checkout), "HEAD"], cwd=ROOT, check=True)
+        try:
+            for pair in range(args.pairs):
+                patch_candidate(checkout, None)
+                results.append({"kind": "aa", "fractions": {}, "gate": gate_run(checkout, out, f"aa-{pair}", args.suite)})
+                fractions = {b: FRACTIONS[(i + pair) % 2] for i, b in enumerate(blocks)}
+                extra = {b: int(round(fractions[b] * forward_ms[b] * 1e6 / ns_per_element)) for b in blocks}
+                patch_candidate(checkout, extra)
+                results.append({"kind": "slowed", "fractions": fractions, "extra_elements": extra,
+                                "gate": gate_run(checkout, out, f"slowed-{pair}", args.suite)})
+                print(f"pair {pair}: A/A exit {results[-2]['gate']['exit_code']} in {results[-2]['gate']['wall_s']:.0f} s, "
+                      f"slowed exit {results[-1]['gate']['exit_code']} in {results[-1]['gate']['wall_s']:.0f} s",
+                      flush=True)
+                (out / "results.json").write_text(json.dumps(results, indent=1))
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(checkout)], cwd=ROOT)
+    alpha = results[0]["gate"]["settings"]["alpha"]
+    summary = summarise(results, alpha)
+    summary["calibration"] = calibration
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps(summary["runs"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
