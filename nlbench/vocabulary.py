@@ -65,6 +65,7 @@ class Metric:
     samples_column: str | None = None
     iqr_column: str | None = None
     warnings_column: str | None = None
+    rounds_column: str | None = None  # the sampling round of each sample
 
     @property
     def sampled(self) -> bool:
@@ -125,7 +126,7 @@ def _latency(direction: str, label: str) -> Metric:
         name=f"latency_{direction}_ms", unit="ms", column=f"latency_{direction}_ms_median",
         title=f"{label} latency", axis_label=f"{label} latency, median [ms] (bars: IQR)",
         samples_column=f"latency_{direction}_ms_samples", iqr_column=f"latency_{direction}_ms_iqr",
-        warnings_column=f"latency_{direction}_warnings",
+        warnings_column=f"latency_{direction}_warnings", rounds_column=f"latency_{direction}_round_samples",
     )
 
 

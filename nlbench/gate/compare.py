@@ -6,10 +6,22 @@ Per case present on both sides and finished on both:
 - **cost tier** — params, MACs and FLOPs are exact counts: any difference is reported
   and is a failure (``cost changed``) unless cost changes are allowed;
 - **time tier** — per timed pass, the Hodges-Lehmann ratio candidate/baseline with its
-  interval, and a one-sided Mann-Whitney U test on the raw samples, Holm-corrected over
-  every time comparison of the run. A *regression* needs both: corrected p < α **and**
-  a ratio above 1 + threshold. Samples that carry a latency warning (noisy, contended,
-  few samples) make the comparison *inconclusive* — listed, never silently passed.
+  interval and a one-sided rank test, Holm-corrected over every time comparison of the
+  run. *What is replicated*: samples within one sampling round share one instance of
+  the block, its memory layout and the machine's state of that moment; measured here,
+  rounds of the same code sit at levels up to 1.5× apart while the samples within a
+  round agree within a few per cent (docs/gate.md). So when both sides carry rounds the
+  replicate is a round's median: for the two sides of one ``nlbench gate --base`` run
+  (one ``gate_session``, rounds measured back to back) the rounds are *paired*
+  (Wilcoxon signed-rank on the per-round log-ratios), otherwise unpaired (Mann-Whitney
+  U on round medians); only sides without rounds (e.g. pytest-benchmark files) are
+  judged on raw samples.
+
+Verdicts: a *regression* needs corrected p < α **and** a ratio above 1 + threshold; a
+*pass* needs the interval's upper end at or below 1 + threshold — a slowdown beyond the
+threshold ruled out; anything between is *inconclusive* (listed, never passed
+silently), as is a comparison whose samples are ``contended`` or ``few-samples``
+(``noisy`` samples are judged on their replicates, and said to be noisy).
 
 A case of the baseline that the candidate lacks is ``missing``; one that the candidate
 failed (OOM, timeout, error) is ``failed``; both fail the gate. A case only the
@@ -23,16 +35,23 @@ from dataclasses import replace
 from typing import Iterable
 
 from nlbench.gate.model import CaseResult, Comparison, GateResult, Side, Timing
-from nlbench.gate.statistics import holm_adjust, one_sided_p_value, ratio_estimate
+from nlbench.gate.statistics import (
+    holm_adjust, one_sided_p_value, paired_p_value, paired_ratio_estimate, ratio_estimate, round_medians,
+)
 from nlbench.vocabulary import (
     COST_COLUMNS, GATE_COST_ALLOWED, GATE_COST_CHANGED, GATE_COST_SAME, GATE_FAILED, GATE_IMPROVEMENT,
     GATE_INCONCLUSIVE, GATE_MISSING, GATE_NEW, GATE_PASS, GATE_REGRESSION, STATUS_OK, TIER_CASE, TIER_COST, TIER_TIME,
-    GateSettings,
+    WARNING_NOISY, GateSettings,
 )
 
 TIERS: tuple[str, ...] = (TIER_COST, TIER_TIME)
-#: Fewer samples per side than this cannot be compared at all.
+#: Fewer replicates per side than this cannot be compared at all.
 MIN_SAMPLES = 2
+#: Rounds needed to judge on rounds rather than on samples.
+MIN_PAIRED_ROUNDS = 5
+UNIT_PAIRED_ROUNDS = "paired rounds"
+UNIT_ROUNDS = "rounds"
+UNIT_SAMPLES = "samples"
 
 
 class NothingComparable(ValueError):
@@ -74,7 +93,20 @@ def _cost(base: CaseResult, cand: CaseResult, allow_change: bool) -> list[Compar
     return rows
 
 
-def _time(base: CaseResult, cand: CaseResult, name: str, settings: GateSettings) -> tuple[Comparison, float]:
+def _replicates(base: Timing, cand: Timing, paired: bool) -> tuple[str, list[float], list[float]]:
+    """What the test compares, and as what unit (see the module docstring)."""
+    if base.rounds and cand.rounds:
+        b, c = round_medians(base.samples_ms, base.rounds), round_medians(cand.samples_ms, cand.rounds)
+        common = [r for r in b if r in c]
+        if paired and len(common) >= MIN_PAIRED_ROUNDS:
+            return UNIT_PAIRED_ROUNDS, [b[r] for r in common], [c[r] for r in common]
+        if min(len(b), len(c)) >= MIN_PAIRED_ROUNDS:
+            return UNIT_ROUNDS, list(b.values()), list(c.values())
+    return UNIT_SAMPLES, list(base.samples_ms), list(cand.samples_ms)
+
+
+def _time(base: CaseResult, cand: CaseResult, name: str, settings: GateSettings,
+          paired: bool) -> tuple[Comparison, float]:
     """One timed pass compared before the multiple-comparison correction, with the raw
     p-value for "faster" (NaN when not timed on both sides)."""
     row = Comparison(TIER_TIME, base.key, base.label, base.block, name, GATE_INCONCLUSIVE)
@@ -84,12 +116,20 @@ def _time(base: CaseResult, cand: CaseResult, name: str, settings: GateSettings)
         missing = "candidate" if c is None else "baseline"
         return replace(row, reason=f"not timed in the {missing}", baseline=b.median_ms if b else None,
                        candidate=c.median_ms if c else None), math.nan
-    estimate = ratio_estimate(b.samples_ms, c.samples_ms, settings.confidence)
+    unit, b_values, c_values = _replicates(b, c, paired)
+    if unit == UNIT_PAIRED_ROUNDS:
+        estimate = paired_ratio_estimate(b_values, c_values, settings.confidence)
+        p_slow = paired_p_value(b_values, c_values, slower=True)
+        p_fast = paired_p_value(b_values, c_values, slower=False)
+    else:
+        estimate = ratio_estimate(b_values, c_values, settings.confidence)
+        p_slow = one_sided_p_value(b_values, c_values, slower=True)
+        p_fast = one_sided_p_value(b_values, c_values, slower=False)
     warnings = tuple(f"{w} ({_sides_with(w, b, c)})" for w in dict.fromkeys([*b.warnings, *c.warnings]))
     row = replace(row, baseline=b.median_ms, candidate=c.median_ms, ratio=estimate.ratio, ci_low=estimate.low,
-                  ci_high=estimate.high, p_value=one_sided_p_value(b.samples_ms, c.samples_ms, slower=True),
-                  n_baseline=len(b.samples_ms), n_candidate=len(c.samples_ms), warnings=warnings)
-    return row, one_sided_p_value(b.samples_ms, c.samples_ms, slower=False)
+                  ci_high=estimate.high, p_value=p_slow, n_baseline=len(b_values), n_candidate=len(c_values),
+                  unit=unit, warnings=warnings)
+    return row, p_fast
 
 
 def _sides_with(warning: str, base: Timing, cand: Timing) -> str:
@@ -99,7 +139,7 @@ def _sides_with(warning: str, base: Timing, cand: Timing) -> str:
 
 def _decide(measured: list[tuple[Comparison, float]], settings: GateSettings) -> list[Comparison]:
     """Holm-correct the time comparisons' p-values (slower and faster separately) and
-    give each its verdict."""
+    give each its verdict (see the module docstring)."""
     slower = holm_adjust([row.p_value if row.p_value is not None else math.nan for row, _ in measured])
     faster = holm_adjust([p_fast for _, p_fast in measured])
     decided = []
@@ -110,19 +150,24 @@ def _decide(measured: list[tuple[Comparison, float]], settings: GateSettings) ->
             continue
         row = replace(row, p_adjusted=p_slow)
         ratio = row.ratio if row.ratio is not None else math.nan
-        if row.warnings:
-            decided.append(replace(row, verdict=GATE_INCONCLUSIVE,
-                                   reason=f"warned: {', '.join(row.warnings)}"))
+        high = row.ci_high if row.ci_high is not None else math.nan
+        disqualifying = [w for w in row.warnings if not w.startswith(WARNING_NOISY)]
+        judged = f"on {row.n_baseline} and {row.n_candidate} {row.unit}"
+        if disqualifying:
+            verdict, reason = GATE_INCONCLUSIVE, f"warned: {', '.join(disqualifying)}"
         elif min(row.n_baseline, row.n_candidate) < MIN_SAMPLES:
-            decided.append(replace(row, verdict=GATE_INCONCLUSIVE,
-                                   reason=f"too few raw samples ({row.n_baseline} and {row.n_candidate})"))
+            verdict, reason = GATE_INCONCLUSIVE, f"too few replicates ({row.n_baseline} and {row.n_candidate} {row.unit})"
         elif p_slow < settings.alpha and ratio > limit:
-            decided.append(replace(row, verdict=GATE_REGRESSION,
-                                   reason=f"{ratio - 1:+.1%} slower (threshold {settings.threshold:.0%})"))
+            verdict, reason = GATE_REGRESSION, f"{ratio - 1:+.1%} slower (threshold {settings.threshold:.0%}), {judged}"
         elif p_fast < settings.alpha and ratio < 1.0 / limit:
-            decided.append(replace(row, verdict=GATE_IMPROVEMENT, reason=f"{1 - ratio:.1%} faster"))
+            verdict, reason = GATE_IMPROVEMENT, f"{1 - ratio:.1%} faster, {judged}"
+        elif high <= limit:
+            verdict, reason = GATE_PASS, ""
         else:
-            decided.append(replace(row, verdict=GATE_PASS))
+            verdict = GATE_INCONCLUSIVE
+            reason = (f"cannot rule out a slowdown beyond {settings.threshold:.0%} (interval up to {high:.3f}), "
+                      f"{judged}" + ("; the samples are noisy" if len(disqualifying) < len(row.warnings) else ""))
+        decided.append(replace(row, verdict=verdict, reason=reason))
     return decided
 
 
@@ -156,6 +201,8 @@ def compare_sides(baseline: Side, candidate: Side, settings: GateSettings = Gate
     if not shared:
         raise NothingComparable(f"{baseline.source} and {candidate.source} have no case in common "
                                 f"({len(baseline.cases)} and {len(candidate.cases)} cases)")
+    session = baseline.machine.get("gate_session")
+    paired = session is not None and session == candidate.machine.get("gate_session")
     case_rows: list[Comparison] = []
     cost_rows: list[Comparison] = []
     time_rows: list[tuple[Comparison, float]] = []
@@ -170,7 +217,7 @@ def compare_sides(baseline: Side, candidate: Side, settings: GateSettings = Gate
             cost_rows += _cost(base, cand, allow_cost_change)
         if TIER_TIME in tiers:
             names = list(dict.fromkeys([*base.timings, *cand.timings]))
-            time_rows += [_time(base, cand, name, settings) for name in names]
+            time_rows += [_time(base, cand, name, settings, paired) for name in names]
     for key, cand in candidate.cases.items():
         if key not in baseline.cases:
             case_rows.append(Comparison(TIER_CASE, key, cand.label, cand.block, "case", GATE_NEW,

@@ -58,7 +58,9 @@ def _timing(row: Mapping[str, Any], name: str) -> Timing | None:
     samples = row.get(m.samples_column)
     samples = tuple(float(s) for s in samples) if isinstance(samples, (list, tuple)) else ()
     warnings = row.get(m.warnings_column)
-    return Timing(samples, median, tuple(warnings) if isinstance(warnings, (list, tuple)) else ())
+    rounds = row.get(m.rounds_column)
+    rounds = tuple(int(r) for r in rounds) if isinstance(rounds, (list, tuple)) and len(rounds) == len(samples) else ()
+    return Timing(samples, median, tuple(warnings) if isinstance(warnings, (list, tuple)) else (), rounds)
 
 
 def side_from_run(run_dir: Path | str) -> Side:

@@ -12,12 +12,14 @@ from nlbench.vocabulary import GATE_EXIT_OK, GATE_EXIT_REGRESSION, GATE_FAILING,
 
 @dataclass(frozen=True)
 class Timing:
-    """One timed pass of one case: raw per-call samples in ms and why they may not be
-    trusted alone (the latency warnings, empty when they can)."""
+    """One timed pass of one case: raw per-call samples in ms, the sampling round of
+    each (empty when unknown), and why they may not be trusted alone (the latency
+    warnings, empty when they can)."""
 
     samples_ms: tuple[float, ...]
     median_ms: float
     warnings: tuple[str, ...] = ()
+    rounds: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,9 @@ class Comparison:
     For the time tier ``ratio`` is the Hodges-Lehmann estimate of candidate/baseline
     time with its interval ``ci_low``…``ci_high``, ``p_value`` the one-sided test for
     "slower" and ``p_adjusted`` the same after the correction for the number of
-    comparisons; for the cost tier ``ratio`` is the exact candidate/baseline count.
+    comparisons, ``unit`` what ``n_baseline``/``n_candidate`` count (see
+    :mod:`nlbench.gate.compare`); for the cost tier ``ratio`` is the exact
+    candidate/baseline count.
     """
 
     tier: str
@@ -71,6 +75,7 @@ class Comparison:
     p_adjusted: float | None = None
     n_baseline: int = 0
     n_candidate: int = 0
+    unit: str = ""
     warnings: tuple[str, ...] = ()
 
     @property

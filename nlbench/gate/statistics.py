@@ -1,13 +1,24 @@
-"""The time tier's statistics, as pure functions on raw samples.
+"""The time tier's statistics, as pure functions on times.
+
+Two designs. *Unpaired* (two independent sets of replicates):
 
 - :func:`ratio_estimate`: the Hodges-Lehmann estimate of the ratio candidate/baseline
   (the median of all pairwise ratios, i.e. the HL shift of the log-times) with its
   distribution-free interval (Moses' order statistics of the pairwise differences,
   normal approximation of the Mann-Whitney distribution);
 - :func:`one_sided_p_value`: the one-sided Mann-Whitney U test that the candidate's
-  times are stochastically larger (or smaller);
-- :func:`holm_adjust`: Holm's step-down correction, so that a gate comparing many cases
-  keeps its family-wise false-alarm rate at α.
+  times are stochastically larger (or smaller).
+
+*Paired* (replicates matched two by two, e.g. the two trees' medians of one
+interleaved round, measured back to back):
+
+- :func:`paired_ratio_estimate`: the HL estimate of the paired log-ratios (the median
+  of their Walsh averages) with the Wilcoxon signed-rank interval;
+- :func:`paired_p_value`: the one-sided Wilcoxon signed-rank test.
+
+:func:`holm_adjust`: Holm's step-down correction, so that a gate comparing many cases
+keeps its family-wise false-alarm rate at α. :func:`round_medians`: the replicate a
+round gives.
 """
 
 from __future__ import annotations
@@ -86,3 +97,53 @@ def holm_adjust(p_values: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p))
         adjusted[i] = running
     return adjusted
+
+
+def round_medians(samples: Sequence[float], rounds: Sequence[int]) -> dict[int, float]:
+    """The median sample of each round (samples and round labels aligned)."""
+    if len(samples) != len(rounds):
+        raise ValueError(f"{len(samples)} samples but {len(rounds)} round labels")
+    by_round: dict[int, list[float]] = {}
+    for value, label in zip(samples, rounds):
+        if math.isfinite(value) and value > 0:
+            by_round.setdefault(int(label), []).append(float(value))
+    return {label: float(np.median(values)) for label, values in sorted(by_round.items())}
+
+
+def _log_ratios(baseline: Sequence[float], candidate: Sequence[float]) -> np.ndarray:
+    if len(baseline) != len(candidate):
+        raise ValueError(f"paired designs need as many baseline as candidate values ({len(baseline)} vs {len(candidate)})")
+    base, cand = np.asarray(baseline, dtype=float), np.asarray(candidate, dtype=float)
+    keep = np.isfinite(base) & np.isfinite(cand) & (base > 0) & (cand > 0)
+    return np.log(cand[keep]) - np.log(base[keep])
+
+
+def paired_ratio_estimate(baseline: Sequence[float], candidate: Sequence[float],
+                          confidence: float = 0.95) -> RatioEstimate:
+    """The HL ratio of paired values (``candidate[i]`` against ``baseline[i]``) with a
+    ``confidence`` interval from the Walsh averages' order statistics."""
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    d = _log_ratios(baseline, candidate)
+    n = d.size
+    if n == 0:
+        return RatioEstimate(math.nan, math.nan, math.nan)
+    i, j = np.triu_indices(n)
+    walsh = np.sort((d[i] + d[j]) / 2.0)
+    point = float(np.median(walsh))
+    z = stats.norm.ppf(0.5 + confidence / 2.0)
+    k = int(math.floor(n * (n + 1) / 4.0 - z * math.sqrt(n * (n + 1) * (2 * n + 1) / 24.0)))
+    if k < 0:
+        return RatioEstimate(math.exp(point), math.nan, math.nan)
+    return RatioEstimate(math.exp(point), math.exp(walsh[k]), math.exp(walsh[walsh.size - 1 - k]))
+
+
+def paired_p_value(baseline: Sequence[float], candidate: Sequence[float], *, slower: bool = True) -> float:
+    """One-sided Wilcoxon signed-rank p-value for "the candidate is slower" (or faster)
+    on paired values; NaN without pairs, 1 when every pair is equal."""
+    d = _log_ratios(baseline, candidate)
+    if d.size == 0:
+        return math.nan
+    if np.all(d == 0):
+        return 1.0
+    return float(stats.wilcoxon(d, alternative="greater" if slower else "less").pvalue)

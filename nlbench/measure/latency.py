@@ -182,7 +182,7 @@ class LatencyResult:
                 f"{prefix}_cpu_ms_samples": optional(self.cpu_ms),
                 f"{prefix}_minor_faults_samples": optional(self.minor_faults),
                 f"{prefix}_invol_switches_samples": optional(self.involuntary_switches),
-                f"{prefix}_round_samples": optional(self.rounds),
+                m.rounds_column: optional(self.rounds),
                 f"{prefix}_calls_per_sample": self.calls_per_sample, f"{prefix}_warmup_calls": self.warmup_calls}
 
     @classmethod
@@ -194,7 +194,7 @@ class LatencyResult:
                    cpu_ms=record.get(f"{prefix}_cpu_ms_samples"),
                    minor_faults=record.get(f"{prefix}_minor_faults_samples"),
                    involuntary_switches=record.get(f"{prefix}_invol_switches_samples"),
-                   rounds=record.get(f"{prefix}_round_samples"),
+                   rounds=record.get(metric(f"latency_{pass_name}_ms").rounds_column),
                    calls_per_sample=int(record.get(f"{prefix}_calls_per_sample") or 1),
                    warmup_calls=int(record.get(f"{prefix}_warmup_calls") or 0))
 

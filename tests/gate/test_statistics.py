@@ -7,7 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from nlbench.gate.statistics import holm_adjust, one_sided_p_value, ratio_estimate
+from nlbench.gate.statistics import (
+    holm_adjust, one_sided_p_value, paired_p_value, paired_ratio_estimate, ratio_estimate, round_medians,
+)
 
 
 def test_hodges_lehmann_of_an_exact_scaling_is_the_scale():
@@ -71,3 +73,31 @@ def test_holm_keeps_family_wise_error_of_null_p_values():
     rng = np.random.default_rng(11)
     alarms = sum(min(holm_adjust(list(rng.uniform(size=20)))) < 0.05 for _ in range(2000))
     assert alarms / 2000 <= 0.06
+
+
+def test_paired_estimate_by_hand():
+    base = [1.0, 2.0, 4.0, 8.0, 16.0]
+    cand = [1.1, 2.2, 4.4, 8.8, 17.6]  # every pair 1.1
+    estimate = paired_ratio_estimate(base, cand)
+    assert estimate.ratio == pytest.approx(1.1)
+    # n = 5: k = floor(7.5 − 1.96·sqrt(13.75)) = floor(0.232) = 0 → the extreme Walsh averages
+    assert estimate.low == pytest.approx(1.1) and estimate.high == pytest.approx(1.1)
+    d = np.log([1.2, 1.0, 1.1, 1.3])  # Walsh averages of 4 log-ratios: median by hand
+    walsh = sorted((d[i] + d[j]) / 2 for i in range(4) for j in range(i, 4))
+    assert paired_ratio_estimate([1, 1, 1, 1], [1.2, 1.0, 1.1, 1.3]).ratio == pytest.approx(math.exp(np.median(walsh)))
+    with pytest.raises(ValueError, match="as many"):
+        paired_ratio_estimate([1.0], [1.0, 2.0])
+
+
+def test_paired_p_value_exact_signed_rank():
+    # 6 pairs all slower: exact one-sided signed-rank p = 1 / 2^6
+    assert paired_p_value([1.0] * 6, [1.1, 1.2, 1.05, 1.3, 1.15, 1.25]) == pytest.approx(1 / 64)
+    assert paired_p_value([1.0] * 6, [1.1, 1.2, 1.05, 1.3, 1.15, 1.25], slower=False) > 0.9
+    assert paired_p_value([1.0, 2.0], [1.0, 2.0]) == 1.0
+    assert math.isnan(paired_p_value([], []))
+
+
+def test_round_medians():
+    assert round_medians([3.0, 1.0, 2.0, 10.0, 30.0], [0, 0, 0, 1, 1]) == {0: 2.0, 1: 20.0}
+    with pytest.raises(ValueError, match="round labels"):
+        round_medians([1.0], [0, 1])
