@@ -14,11 +14,12 @@ kinds of gate runs, each `nlbench gate --base HEAD --suite gate` run inside it:
   count (copies count 0 MACs/FLOPs), sized per block to cost 10 % or 25 % of its
   forward. Half the blocks get 10 %, half 25 %, swapped from one slowed run to the next.
 
-Calibration (how the slowdown's size is set): in this process, at 1 thread, each gate
-case's forward median over 15 calls and the copy time per element (a 4 Mi-element
-copy) give the elements to copy: fraction × forward time / time per element. The size
-actually realised is what the gate itself measures (its Hodges-Lehmann forward ratio),
-reported beside the detection rate.
+Calibration (how the slowdown's size is set): in a child process with the measuring
+worker's allocator settings, at 1 thread, each gate case's forward median over 15
+calls and the hook's own cost per copied element (the same hook, copying 2 M elements
+from that case's output) give the elements to copy: fraction × forward time / cost per
+element. The size actually realised is what the gate itself measures (its
+Hodges-Lehmann forward ratio), reported beside the detection rate.
 
 Writes every gate run's JSON result and `summary.json` / `summary.md` to ``--out``.
 """
@@ -40,35 +41,46 @@ FRACTIONS = (0.10, 0.25)
 HOOK_MARK = "# gate-validation: injected slowdown"
 
 
-def calibrate(suite_name: str) -> tuple[dict[str, float], dict[str, float], float]:
-    """Per block: forward median (ms) and output elements; the copy time per element (ns)."""
+def calibrate(suite_name: str) -> dict:
+    """Per block: forward median (ms) and the hook's cost per copied element (ns), at 1
+    thread, in a child process with the measuring worker's allocator settings (the
+    forward of the N×N blocks is 2-3× slower without them)."""
+    from nlbench.measure.allocator import worker_environment
+
+    env = {**__import__("os").environ, **worker_environment(True)}
+    done = subprocess.run([sys.executable, __file__, "--calibrate-only", "--suite", suite_name],
+                          capture_output=True, text=True, env=env, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _calibrate_here(suite_name: str) -> dict:
     import torch
 
     from nlbench.suite import load_suite
 
     torch.set_num_threads(1)
-    forward_ms, elements = {}, {}
+
+    def median_s(call, repeats: int) -> float:
+        for _ in range(3):
+            call()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    forward_ms, hook_ns = {}, {}
+    namespace: dict = {}
+    exec(hook_source({"probe": 2_000_000}), namespace)  # the very hook the candidate runs
     for case in load_suite(suite_name).cases():
         module, x = case.build().eval(), case.make_input()
         with torch.no_grad():
-            for _ in range(3):
-                out = module(x)
-            times = []
-            for _ in range(15):
-                start = time.perf_counter()
-                out = module(x)
-                times.append(time.perf_counter() - start)
-        forward_ms[case.block] = 1e3 * statistics.median(times)
-        elements[case.block] = float(out.numel())
-    src, dst = torch.randn(4 * 2**20), torch.empty(4 * 2**20)
-    for _ in range(3):
-        dst.copy_(src)
-    times = []
-    for _ in range(20):
-        start = time.perf_counter()
-        dst.copy_(src)
-        times.append(time.perf_counter() - start)
-    return forward_ms, elements, 1e9 * statistics.median(times) / src.numel()
+            out = module(x)
+            forward_ms[case.block] = 1e3 * median_s(lambda: module(x), 15)
+            hook = namespace["_gate_validation_slowdown"]("probe")
+            hook_ns[case.block] = 1e9 * median_s(lambda: hook(module, (x,), out), 15) / 2_000_000
+    return {"forward_ms": forward_ms, "hook_ns_per_element": hook_ns}
 
 
 def hook_source(extra_elements: dict[str, int]) -> str:
@@ -177,12 +189,16 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=6, help="A/A + slowed pairs of gate runs")
     parser.add_argument("--suite", default="gate")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "gate-validation")
+    parser.add_argument("--calibrate-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.calibrate_only:
+        print(json.dumps(_calibrate_here(args.suite)))
+        return 0
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    forward_ms, elements, ns_per_element = calibrate(args.suite)
+    calibration = calibrate(args.suite)
+    forward_ms, hook_ns = calibration["forward_ms"], calibration["hook_ns_per_element"]
     blocks = sorted(forward_ms)
-    calibration = {"forward_ms": forward_ms, "output_elements": elements, "copy_ns_per_element": ns_per_element}
     (out / "calibration.json").write_text(json.dumps(calibration, indent=1))
     results = []
     with tempfile.TemporaryDirectory(prefix="gate-validation-") as parent:
@@ -193,7 +209,7 @@ def main() -> int:
                 patch_candidate(checkout, None)
                 results.append({"kind": "aa", "fractions": {}, "gate": gate_run(checkout, out, f"aa-{pair}", args.suite)})
                 fractions = {b: FRACTIONS[(i + pair) % 2] for i, b in enumerate(blocks)}
-                extra = {b: int(round(fractions[b] * forward_ms[b] * 1e6 / ns_per_element)) for b in blocks}
+                extra = {b: int(round(fractions[b] * forward_ms[b] * 1e6 / hook_ns[b])) for b in blocks}
                 patch_candidate(checkout, extra)
                 results.append({"kind": "slowed", "fractions": fractions, "extra_elements": extra,
                                 "gate": gate_run(checkout, out, f"slowed-{pair}", args.suite)})

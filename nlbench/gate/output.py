@@ -87,9 +87,10 @@ def settings_text(result: GateResult) -> str:
     counts_rule = "counts (params, MACs, FLOPs) must match exactly"
     if not n_time:
         return counts_rule
-    return (f"a time regression needs ratio > {1 + s.threshold:.2f} and one-sided Mann-Whitney U p < {s.alpha:g} "
-            f"after Holm's correction over {n_time} time comparisons; intervals are {s.confidence:.0%} "
-            f"Hodges-Lehmann; {counts_rule}")
+    units = sorted({r.unit for r in result.comparisons if r.tier == TIER_TIME and r.unit})
+    return (f"a time regression needs ratio > {1 + s.threshold:.2f} and p < {s.alpha:g} (one-sided rank test on "
+            f"{' / '.join(units) or 'samples'}, Holm-corrected over {n_time} time comparisons); a pass needs the "
+            f"{s.confidence:.0%} interval's upper end ≤ {1 + s.threshold:.2f}; {counts_rule}")
 
 
 def gate_markdown(result: GateResult) -> str:
