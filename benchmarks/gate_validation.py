@@ -179,18 +179,49 @@ def summarise(results: list[dict], alpha: float) -> dict:
                     "realised_ratio_min": min(ratios) if ratios else math.nan,
                 }
         summary["runs"][key] = entry
+    summary["by_case"] = by_case(slowed, alpha)
     summary["wall_s"] = {kind: [round(r["gate"]["wall_s"], 1) for r in results if r["kind"] == kind]
                          for kind in ("aa", "slowed")}
     return summary
 
 
+def by_case(slowed: list[dict], alpha: float, threshold: float = 0.10) -> list[dict]:
+    """Per block, injected fraction and pass: the slowdown's realised size (the median of
+    the gate's own ratio estimates over the slowed runs that gave the block that
+    fraction) and how many of those runs flagged it."""
+    groups: dict[tuple[str, float, str], list[dict]] = {}
+    for run in slowed:
+        for row in time_rows(run["gate"]):
+            fraction = run["fractions"].get(row["block"])
+            if fraction is not None:
+                groups.setdefault((row["block"], fraction, row["quantity"]), []).append(row)
+    table = []
+    for (block, fraction, quantity), rows in sorted(groups.items()):
+        ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
+        table.append({"block": block, "fraction": fraction, "quantity": quantity, "runs": len(rows),
+                      "baseline_ms": statistics.median(r["baseline"] for r in rows),
+                      "realised": statistics.median(ratios) if ratios else math.nan,
+                      "detected": sum(decide(r, threshold, alpha) == "regression" for r in rows),
+                      "inconclusive": sum(r["verdict"] == "inconclusive" for r in rows)})
+    return table
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=6, help="A/A + slowed pairs of gate runs")
+    parser.add_argument("--aa-only", action="store_true", help="only the A/A runs of each pair (false alarms)")
     parser.add_argument("--suite", default="gate")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "gate-validation")
     parser.add_argument("--calibrate-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--summarise-only", action="store_true",
+                        help="recompute summary.json from the results.json already in --out")
     args = parser.parse_args()
+    if args.summarise_only:
+        results = json.loads((args.out / "results.json").read_text())
+        summary = summarise(results, results[0]["gate"]["settings"]["alpha"])
+        (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
+        print(json.dumps(summary, indent=1))
+        return 0
     if args.calibrate_only:
         print(json.dumps(_calibrate_here(args.suite)))
         return 0
@@ -208,6 +239,11 @@ def main() -> int:
             for pair in range(args.pairs):
                 patch_candidate(checkout, None)
                 results.append({"kind": "aa", "fractions": {}, "gate": gate_run(checkout, out, f"aa-{pair}", args.suite)})
+                if args.aa_only:
+                    print(f"A/A {pair}: exit {results[-1]['gate']['exit_code']} in {results[-1]['gate']['wall_s']:.0f} s",
+                          flush=True)
+                    (out / "results.json").write_text(json.dumps(results, indent=1))
+                    continue
                 fractions = {b: FRACTIONS[(i + pair) % 2] for i, b in enumerate(blocks)}
                 extra = {b: int(round(fractions[b] * forward_ms[b] * 1e6 / hook_ns[b])) for b in blocks}
                 patch_candidate(checkout, extra)
@@ -219,7 +255,7 @@ def main() -> int:
                 (out / "results.json").write_text(json.dumps(results, indent=1))
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(checkout)], cwd=ROOT)
-    alpha = results[0]["gate"]["settings"]["alpha"]
+    alpha = results[0]["gate"]["settings"]["alpha"]  # noqa: the runs share the suite's settings
     summary = summarise(results, alpha)
     summary["calibration"] = calibration
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
