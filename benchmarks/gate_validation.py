@@ -255,7 +255,7 @@ def main() -> int:
                 (out / "results.json").write_text(json.dumps(results, indent=1))
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(checkout)], cwd=ROOT)
-    alpha = results[0]["gate"]["settings"]["alpha"]  # noqa: the runs share the suite's settings
+    alpha = results[0]["gate"]["settings"]["alpha"]  # every run used the suite's settings
     summary = summarise(results, alpha)
     summary["calibration"] = calibration
     (out / "summary.json").write_text(json.dumps(summary, indent=1))

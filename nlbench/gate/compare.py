@@ -46,7 +46,7 @@ from nlbench.vocabulary import (
 
 TIERS: tuple[str, ...] = (TIER_COST, TIER_TIME)
 #: Fewer replicates per side than this cannot be compared at all.
-MIN_SAMPLES = 2
+MIN_REPLICATES = 2
 #: Rounds needed to judge on rounds rather than on samples.
 MIN_PAIRED_ROUNDS = 5
 UNIT_PAIRED_ROUNDS = "paired rounds"
@@ -152,21 +152,23 @@ def _decide(measured: list[tuple[Comparison, float]], settings: GateSettings) ->
         ratio = row.ratio if row.ratio is not None else math.nan
         high = row.ci_high if row.ci_high is not None else math.nan
         disqualifying = [w for w in row.warnings if not w.startswith(WARNING_NOISY)]
-        judged = f"on {row.n_baseline} and {row.n_candidate} {row.unit}"
+        judged = (f"{row.n_baseline} {row.unit}" if row.n_baseline == row.n_candidate
+                  else f"{row.n_baseline}/{row.n_candidate} {row.unit}")
+        noisy = ", noisy" if len(disqualifying) < len(row.warnings) else ""
         if disqualifying:
             verdict, reason = GATE_INCONCLUSIVE, f"warned: {', '.join(disqualifying)}"
-        elif min(row.n_baseline, row.n_candidate) < MIN_SAMPLES:
-            verdict, reason = GATE_INCONCLUSIVE, f"too few replicates ({row.n_baseline} and {row.n_candidate} {row.unit})"
+        elif min(row.n_baseline, row.n_candidate) < MIN_REPLICATES:
+            verdict, reason = GATE_INCONCLUSIVE, f"too few replicates ({judged})"
         elif p_slow < settings.alpha and ratio > limit:
-            verdict, reason = GATE_REGRESSION, f"{ratio - 1:+.1%} slower (threshold {settings.threshold:.0%}), {judged}"
+            verdict, reason = GATE_REGRESSION, f"{ratio - 1:+.1%} > {settings.threshold:.0%}; {judged}{noisy}"
         elif p_fast < settings.alpha and ratio < 1.0 / limit:
-            verdict, reason = GATE_IMPROVEMENT, f"{1 - ratio:.1%} faster, {judged}"
+            verdict, reason = GATE_IMPROVEMENT, f"{1 - ratio:.1%} faster; {judged}{noisy}"
         elif high <= limit:
             verdict, reason = GATE_PASS, ""
         else:
             verdict = GATE_INCONCLUSIVE
-            reason = (f"cannot rule out a slowdown beyond {settings.threshold:.0%} (interval up to {high:.3f}), "
-                      f"{judged}" + ("; the samples are noisy" if len(disqualifying) < len(row.warnings) else ""))
+            reason = (f"interval reaches {high:.3f} > {limit:.2f}: a slowdown beyond {settings.threshold:.0%} "
+                      f"not ruled out; {judged}{noisy}" if math.isfinite(high) else f"no interval; {judged}{noisy}")
         decided.append(replace(row, verdict=verdict, reason=reason))
     return decided
 

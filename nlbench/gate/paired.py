@@ -64,7 +64,9 @@ def measure_interleaved(suite: Suite, trees: Mapping[str, Tree], out_root: Path,
         for side in SIDES:
             failure = runners[side].start(cpu=(device or suite.device[0]) == "cpu")
             if failure:
-                raise GateRunError(f"the {side} side ({trees[side].root}): {failure}")
+                raise GateRunError(f"the {side} side ({trees[side].root}): {failure}; a tree whose worker cannot "
+                                   "run here can still be measured in its own checkout (`nlbench run --suite "
+                                   f"{suite.name}`) and compared as a stored run (`nlbench gate BASE_RUN CAND_RUN`)")
         with store.writer_lock(runs[BASE]), store.writer_lock(runs[CANDIDATE]):
             _interleave(cases, settings, runners, runs, progress)
     finally:

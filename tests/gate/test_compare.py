@@ -62,7 +62,7 @@ def test_large_but_insignificant_difference_is_inconclusive_not_a_regression():
     # 3 samples a side cannot reach p < 0.01 (the smallest one-sided p is 1/20)
     result = compare_sides(side(case("nl", n=3)), side(case("nl", ms=3.0, n=3, seed=1)))
     row = next(c for c in result.comparisons if c.tier == TIER_TIME)
-    assert row.verdict == GATE_INCONCLUSIVE and "cannot rule out a slowdown beyond 10%" in row.reason
+    assert row.verdict == GATE_INCONCLUSIVE and "not ruled out" in row.reason
     assert result.exit_code == 0
 
 
