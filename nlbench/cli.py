@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_gate.add_argument("sides", nargs="*", type=Path, metavar="RUN_OR_JSON",
                         help="BASELINE [CANDIDATE]: run directories or pytest-benchmark JSON files")
     p_gate.add_argument("--base", metavar="GIT_REF", help="the baseline code: a commit, branch or tag of this checkout")
-    p_gate.add_argument("--suite", help=f"the suite to measure with --base (default: {'gate'})")
+    p_gate.add_argument("--suite", help="the suite to measure with --base (default: gate)")
     p_gate.add_argument("--blocks", help="only these blocks (with --base): names or wildcards, comma-separated")
     p_gate.add_argument("--device", choices=["cpu", "cuda"], help="override the suite's device axis (with --base)")
     p_gate.add_argument("--plugin", action="append", default=[], metavar="MODULE",

@@ -14,13 +14,11 @@ import dataclasses
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
 from nlbench import store
 from nlbench.case import Case
 from nlbench.gate.compare import TIERS, compare_sides
 from nlbench.gate.inputs import KIND_RUN, read_side, side_from_run
-from nlbench.gate.model import GateResult
+from nlbench.gate.model import GateResult, Side
 from nlbench.gate.paired import BASE, CANDIDATE, Tree, measure_interleaved
 from nlbench.gate.worktree import describe_tree, repository_root, worktree
 from nlbench.progress import ProgressCallback
@@ -56,7 +54,8 @@ class GateOptions:
         return dataclasses.replace(suite, measure=tuple(m for m in suite.measure if m in COST_MEASUREMENTS)
                                    or COST_MEASUREMENTS)
 
-    def judge(self, baseline: Any, candidate: Any, settings: GateSettings | None) -> GateResult:
+    def judge(self, baseline: Side, candidate: Side, settings: GateSettings | None) -> GateResult:
+        """The two sides judged with these options over ``settings`` (a suite's, or None)."""
         return compare_sides(baseline, candidate, self.settings(settings), tiers=self.tiers,
                              allow_cost_change=self.allow_cost_change, strict=self.strict)
 
