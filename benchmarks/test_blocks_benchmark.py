@@ -23,10 +23,10 @@ from nlbench.case import Case
 from nlbench.measure.latency import clear_grads, forward_backward, inputs_for_backward, intra_op_threads, \
     synchronize_if_cuda
 from nlbench.suite import Suite, SuiteError, load_suite
+from nlbench.vocabulary import LATENCY_PASSES
 
 SUITE_ENV = "NLBENCH_BENCH_SUITE"
 DEFAULT_SUITE = "gate"
-PASSES = ("fwd", "fwdbwd")
 
 
 def _suite() -> Suite:
@@ -52,7 +52,7 @@ def _id(case: Case, pass_name: str) -> str:
 
 
 @pytest.mark.parametrize(("case_id", "pass_name"), [pytest.param(case_id, p, id=_id(case, p))
-                                                    for case_id, case in CASES.items() for p in PASSES])
+                                                    for case_id, case in CASES.items() for p in LATENCY_PASSES])
 def test_block(benchmark, case_id: str, pass_name: str) -> None:
     """One pass of one case: forward in eval mode under no_grad, or forward + sum loss
     + backward in train mode with gradients cleared before each call."""

@@ -338,12 +338,12 @@ def print_gate_result(result, *, everything: bool = False) -> None:
     """The gate's table (the rows worth reading, or all), its warnings and headline."""
     from nlbench.gate.output import TABLE_HEADERS, headline, settings_text, table_rows
     from nlbench.gate.pytest_benchmark import NO_RAW_SAMPLES_HINT, WARNING_NO_RAW_SAMPLES
+    from nlbench.vocabulary import GATE_FAILING, GATE_IMPROVEMENT, GATE_INCONCLUSIVE
 
     table = Table(title=Text(f"nlbench gate: {result.candidate} vs {result.baseline}"))
     for header in TABLE_HEADERS:
         table.add_column(header, overflow="fold")
-    styles = {"regression": "red", "cost changed": "red", "missing": "red", "failed": "red",
-              "inconclusive": "yellow", "improvement": "green"}
+    styles = {**dict.fromkeys(GATE_FAILING, "red"), GATE_INCONCLUSIVE: "yellow", GATE_IMPROVEMENT: "green"}
     rows = table_rows(result, everything=everything)
     for row in rows:
         table.add_row(*(Text(cell) for cell in row), style=styles.get(row[0], ""))

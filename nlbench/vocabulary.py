@@ -121,6 +121,10 @@ def latency_warnings(median: float, iqr: float, *, n_samples: int | None = None,
     return found
 
 
+#: The timed passes: forward, and forward + sum loss + backward (metric ``latency_<pass>_ms``).
+LATENCY_PASSES: tuple[str, ...] = ("fwd", "fwdbwd")
+
+
 def _latency(direction: str, label: str) -> Metric:
     return Metric(
         name=f"latency_{direction}_ms", unit="ms", column=f"latency_{direction}_ms_median",

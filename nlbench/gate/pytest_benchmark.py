@@ -23,15 +23,13 @@ from nlbench.case import Case
 from nlbench.gate.inputs import KIND_PYTEST_BENCHMARK, MACHINE_FIELDS
 from nlbench.gate.model import CaseResult, Side, Timing
 from nlbench.store import StoreError
-from nlbench.vocabulary import STATUS_OK, latency_warnings
+from nlbench.vocabulary import LATENCY_PASSES, STATUS_OK, latency_warnings
 
 #: A timing read from a file without per-round times (no ``--benchmark-save-data``).
 WARNING_NO_RAW_SAMPLES = "no-raw-samples"
 #: What to tell the user about :data:`WARNING_NO_RAW_SAMPLES`.
 NO_RAW_SAMPLES_HINT = ("the pytest-benchmark JSON holds no per-round times, so the rank test cannot run: "
                        "rerun pytest with --benchmark-save-data (beside --benchmark-json=FILE)")
-#: The passes nlbench's own benchmarks record in ``extra_info["pass"]``.
-PASSES: tuple[str, ...] = ("fwd", "fwdbwd")
 #: The timing name of a foreign (not nlbench) benchmark.
 FOREIGN_METRIC = "time"
 #: The ``stats`` fields every entry must hold (seconds).
@@ -129,9 +127,9 @@ def _own(reader: _Reader, extra: Mapping[str, Any], field: str) -> tuple[Case, s
     if not isinstance(case.block, str) or not case.block:
         raise reader.fail(f"{field}.extra_info.case.block", "a non-empty string", case.block)
     if "pass" not in extra:
-        raise reader.fail(f"{field}.extra_info.pass", f"one of {', '.join(PASSES)} (missing)")
-    if extra["pass"] not in PASSES:
-        raise reader.fail(f"{field}.extra_info.pass", f"one of {', '.join(PASSES)}", extra["pass"])
+        raise reader.fail(f"{field}.extra_info.pass", f"one of {', '.join(LATENCY_PASSES)} (missing)")
+    if extra["pass"] not in LATENCY_PASSES:
+        raise reader.fail(f"{field}.extra_info.pass", f"one of {', '.join(LATENCY_PASSES)}", extra["pass"])
     return case, extra["pass"]
 
 

@@ -28,11 +28,11 @@ import torch
 from torch import Tensor, nn
 
 from nlbench.vocabulary import (
-    STARVED_OFF_CPU, WARNING_CONTENDED, Metric, SamplingSettings, iqr_over_median, latency_warnings, metric,
+    LATENCY_PASSES, STARVED_OFF_CPU, WARNING_CONTENDED, Metric, SamplingSettings, iqr_over_median, latency_warnings, metric,
 )
 
 #: The passes a latency is measured for: forward, and forward+backward.
-PASSES: tuple[str, ...] = ("fwd", "fwdbwd")
+PASSES: tuple[str, ...] = LATENCY_PASSES
 
 class MeasurementTimeout(TimeoutError):
     """A measurement ran past its deadline; the sweep records the case as ``timeout``.
