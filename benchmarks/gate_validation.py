@@ -139,59 +139,65 @@ def gate_run(checkout: Path, out: Path, name: str, suite: str) -> dict:
     return data
 
 
-def time_rows(data: dict) -> list[dict]:
-    return [r for r in data["comparisons"] if r["tier"] == "time"]
+def rejudged(run: dict, threshold: float, runs_dir: Path) -> list[dict]:
+    """The time comparisons of one gate run judged again, from its two stored runs (by
+    name under ``runs_dir``, so a moved results folder still reads), by the gate's own
+    decision at ``threshold`` (the run's other settings unchanged)."""
+    from nlbench.gate.compare import compare_sides
+    from nlbench.gate.inputs import side_from_run
+    from nlbench.gate.output import gate_json
+    from nlbench.vocabulary import GateSettings
+
+    gate = run["gate"]
+    settings = GateSettings(**{**{k: gate["settings"][k] for k in ("alpha", "confidence")}, "threshold": threshold})
+    base, cand = (side_from_run(runs_dir / Path(gate[side]).name) for side in ("baseline", "candidate"))
+    result = compare_sides(base, cand, settings)
+    return [row for row in gate_json(result)["comparisons"] if row["tier"] == "time"]
 
 
-def decide(row: dict, threshold: float, alpha: float) -> str:
-    """The gate's verdict for a stored row under another threshold (same rule as compare.py)."""
-    if row["verdict"] == "inconclusive":
-        return "inconclusive"
-    ratio, p = row["ratio"], row["p_adjusted"]
-    return "regression" if p is not None and p < alpha and ratio is not None and ratio > 1 + threshold else "pass"
-
-
-def summarise(results: list[dict], alpha: float) -> dict:
+def summarise(results: list[dict], alpha: float, runs_dir: Path) -> dict:
+    """False alarms of the A/A runs and detections of the slowed runs at thresholds of
+    5 % and 10 %; per case at 10 % (:func:`by_case`)."""
     summary: dict = {"alpha": alpha, "runs": {}}
-    aa = [r for r in results if r["kind"] == "aa"]
-    slowed = [r for r in results if r["kind"] == "slowed"]
     for threshold in (0.05, 0.10):
-        key = f"threshold_{threshold:.2f}"
-        entry: dict = {}
-        aa_rows = [row for r in aa for row in time_rows(r["gate"])]
-        entry["aa_gate_runs"] = len(aa)
-        entry["aa_runs_with_false_alarm"] = sum(any(decide(row, threshold, alpha) == "regression"
-                                                    for row in time_rows(r["gate"])) for r in aa)
-        entry["aa_comparisons"] = len(aa_rows)
-        entry["aa_false_alarms"] = sum(decide(row, threshold, alpha) == "regression" for row in aa_rows)
-        entry["aa_inconclusive"] = sum(row["verdict"] == "inconclusive" for row in aa_rows)
+        judged = [(r, rejudged(r, threshold, runs_dir)) for r in results]
+        aa = [rows for r, rows in judged if r["kind"] == "aa"]
+        slowed = [(r, rows) for r, rows in judged if r["kind"] == "slowed"]
+        aa_rows = [row for rows in aa for row in rows]
+        entry: dict = {
+            "aa_gate_runs": len(aa),
+            "aa_runs_with_false_alarm": sum(any(row["verdict"] == "regression" for row in rows) for rows in aa),
+            "aa_comparisons": len(aa_rows),
+            "aa_false_alarms": sum(row["verdict"] == "regression" for row in aa_rows),
+            "aa_inconclusive": sum(row["verdict"] == "inconclusive" for row in aa_rows),
+        }
         for fraction in FRACTIONS:
             for quantity in ("latency_fwd_ms", "latency_fwdbwd_ms"):
-                rows = [row for r in slowed for row in time_rows(r["gate"])
+                rows = [row for r, run_rows in slowed for row in run_rows
                         if r["fractions"].get(row["block"]) == fraction and row["quantity"] == quantity
                         and (row["baseline"] or 0) >= 1.0]
-                verdicts = [decide(row, threshold, alpha) for row in rows]
                 ratios = [row["ratio"] for row in rows if row["ratio"] is not None]
                 entry[f"slowed_{fraction:.2f}_{quantity}"] = {
-                    "comparisons": len(rows), "detected": verdicts.count("regression"),
-                    "inconclusive": verdicts.count("inconclusive"),
+                    "comparisons": len(rows), "detected": sum(row["verdict"] == "regression" for row in rows),
+                    "inconclusive": sum(row["verdict"] == "inconclusive" for row in rows),
                     "realised_ratio_median": statistics.median(ratios) if ratios else math.nan,
                     "realised_ratio_min": min(ratios) if ratios else math.nan,
                 }
-        summary["runs"][key] = entry
-    summary["by_case"] = by_case(slowed, alpha)
+        summary["runs"][f"threshold_{threshold:.2f}"] = entry
+        if threshold == 0.10:
+            summary["by_case"] = by_case(slowed)
     summary["wall_s"] = {kind: [round(r["gate"]["wall_s"], 1) for r in results if r["kind"] == kind]
                          for kind in ("aa", "slowed")}
     return summary
 
 
-def by_case(slowed: list[dict], alpha: float, threshold: float = 0.10) -> list[dict]:
+def by_case(slowed: list[tuple[dict, list[dict]]]) -> list[dict]:
     """Per block, injected fraction and pass: the slowdown's realised size (the median of
     the gate's own ratio estimates over the slowed runs that gave the block that
     fraction) and how many of those runs flagged it."""
     groups: dict[tuple[str, float, str], list[dict]] = {}
-    for run in slowed:
-        for row in time_rows(run["gate"]):
+    for run, rows in slowed:
+        for row in rows:
             fraction = run["fractions"].get(row["block"])
             if fraction is not None:
                 groups.setdefault((row["block"], fraction, row["quantity"]), []).append(row)
@@ -201,7 +207,7 @@ def by_case(slowed: list[dict], alpha: float, threshold: float = 0.10) -> list[d
         table.append({"block": block, "fraction": fraction, "quantity": quantity, "runs": len(rows),
                       "baseline_ms": statistics.median(r["baseline"] for r in rows),
                       "realised": statistics.median(ratios) if ratios else math.nan,
-                      "detected": sum(decide(r, threshold, alpha) == "regression" for r in rows),
+                      "detected": sum(r["verdict"] == "regression" for r in rows),
                       "inconclusive": sum(r["verdict"] == "inconclusive" for r in rows)})
     return table
 
@@ -218,7 +224,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.summarise_only:
         results = json.loads((args.out / "results.json").read_text())
-        summary = summarise(results, results[0]["gate"]["settings"]["alpha"])
+        summary = summarise(results, results[0]["gate"]["settings"]["alpha"], args.out / "runs")
         (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
         print(json.dumps(summary, indent=1))
         return 0
@@ -256,7 +262,7 @@ def main() -> int:
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(checkout)], cwd=ROOT)
     alpha = results[0]["gate"]["settings"]["alpha"]  # every run used the suite's settings
-    summary = summarise(results, alpha)
+    summary = summarise(results, alpha, out / "runs")
     summary["calibration"] = calibration
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary["runs"], indent=1))
