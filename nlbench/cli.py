@@ -526,7 +526,7 @@ def print_paper_comparison(df, paper_table) -> None:
         "params in millions (10^6); error = ours / paper − 1", paper_table.title)
     table = Table()
     for header in ("input", "block", "paper GMACs", "ours GMACs", "error", "paper params M",
-                   "ours params M", "error", "ours GFLOPs (2·MACs/10⁹)"):
+                   "ours params M", "error", "ours GFLOPs (all FLOPs/10⁹)"):
         table.add_column(header, justify="right")
 
     def fmt(value, spec):

@@ -17,9 +17,11 @@ if TYPE_CHECKING:
 def paper_comparison(df: pd.DataFrame, table: "PaperTable") -> pd.DataFrame:
     """One row per paper row: paper and measured G-MACs (in the table's G) and params.
 
-    ``ours_gmacs`` sums MACs over the maps the paper inserts blocks at, divided by the
-    table's ``giga`` (2³⁰ for the SRL paper); params are summed and given in millions
-    (10⁶). A row whose cases are missing or failed has null measurements, not zeros.
+    ``ours_gmacs`` sums multiply-add MACs over the maps the paper inserts blocks at,
+    divided by the table's ``giga`` (2³⁰ for the SRL paper); ``ours_gflops_1e9`` sums
+    every FLOP (2·MACs + softmax, elementwise, norms, biases) over 10⁹; params are summed
+    and given in millions (10⁶). A row whose cases are missing or failed has null
+    measurements, not zeros.
     """
     frame = normalise(df)
     ok = frame.loc[(frame["kind"] == KIND_SWEEP) & (frame["status"] == STATUS_OK)]
@@ -28,8 +30,9 @@ def paper_comparison(df: pd.DataFrame, table: "PaperTable") -> pd.DataFrame:
     for paper_row in table.rows:
         maps = table.maps[paper_row.input]
         selected = ok.loc[(ok["block"] == paper_row.block).to_numpy() & sizes.isin(maps)]
-        complete = len(selected) == len(maps) and selected[["macs", "params"]].notna().all(axis=None)
+        complete = len(selected) == len(maps) and selected[["macs", "flops", "params"]].notna().all(axis=None)
         macs = float(selected["macs"].sum()) if complete else None
+        flops = float(selected["flops"].sum()) if complete else None
         params = float(selected["params"].sum()) if complete else None
         ours_g = macs / table.giga if macs is not None else None
         ours_m = params / 1e6 if params is not None else None
@@ -43,7 +46,7 @@ def paper_comparison(df: pd.DataFrame, table: "PaperTable") -> pd.DataFrame:
             "paper_params_m": paper_row.params_m,
             "ours_params_m": ours_m,
             "params_rel_error": _relative_error(ours_m, paper_row.params_m),
-            "ours_gflops_1e9": 2 * macs / 1e9 if macs is not None else None,
+            "ours_gflops_1e9": flops / 1e9 if flops is not None else None,
         })
     return pd.DataFrame(rows)
 

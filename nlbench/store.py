@@ -31,11 +31,15 @@ from typing import Any, Iterable, Iterator, Mapping
 import pandas as pd
 
 from nlbench.vocabulary import (
-    KIND_PROBE, KIND_RECEPTIVE_FIELD, KIND_SWEEP, METRICS, NUMERIC_COLUMNS, RECORD_KINDS, SHAPE_INT_COLUMNS,
-    STATUSES, latency_warnings,
+    KIND_PROBE, KIND_RECEPTIVE_FIELD, KIND_SWEEP, MAC_OP_CLASSES, METRICS, NUMERIC_COLUMNS, OP_CLASSES, RECORD_KINDS,
+    SHAPE_INT_COLUMNS, STATUSES, class_cost_column, latency_warnings,
 )
 
-SCHEMA_VERSION = 1
+#: 2: ``macs`` counts multiply-accumulates only (vocabulary.MACS_CONVENTION), and each case
+#: carries its cost by operator class and by module. 1: ``macs`` was FLOPs / 2.
+SCHEMA_VERSION = 2
+#: The first schema whose ``macs`` are multiply-adds only.
+MULTIPLY_ADD_MACS_SCHEMA = 2
 RESULTS_FILE = "results.jsonl"
 MANIFEST_FILE = "manifest.json"
 LOCK_FILE = ".lock"
@@ -263,6 +267,13 @@ def _field_problem(record: Mapping[str, Any]) -> str | None:
         value = record.get(column)
         if value is not None and not _is_list_of(value, check):
             return f"{column} not a list of the right values"
+    by_class = record.get("cost_by_class")
+    if by_class is not None and not (isinstance(by_class, dict) and all(
+            isinstance(v, dict) and all(_is_number(n) for n in v.values()) for v in by_class.values())):
+        return "cost_by_class not an object of {macs, flops} objects"
+    if record.get("cost_by_module") is not None and not _is_list_of(record["cost_by_module"],
+                                                                      lambda v: isinstance(v, dict)):
+        return "cost_by_module not a list of objects"
     return None
 
 
@@ -393,8 +404,21 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
     frame["options"] = frame["options"].map(canonical_options)
     frame["kind"] = frame["kind"].fillna(KIND_SWEEP)
     frame["uncounted_ops"] = frame["uncounted_ops"].map(lambda v: list(v) if isinstance(v, list) else None)
+    _class_cost_columns(frame)
     _legacy_warnings(frame)
     return frame
+
+
+def _class_cost_columns(frame: pd.DataFrame) -> None:
+    """The flat ``macs_<class>`` / ``flops_<class>`` columns from each case's
+    ``cost_by_class`` (0 for a class that did no arithmetic; null where not counted)."""
+    by_class = frame["cost_by_class"] if "cost_by_class" in frame.columns else pd.Series(None, index=frame.index)
+    counted = by_class.map(lambda v: isinstance(v, dict))
+    for quantity, classes in (("macs", MAC_OP_CLASSES), ("flops", OP_CLASSES)):
+        for op_class in classes:
+            values = by_class.map(lambda v: float((v.get(op_class) or {}).get(quantity, 0)) if isinstance(v, dict)
+                                  else math.nan)
+            frame[class_cost_column(quantity, op_class)] = values.where(counted).astype(float)
 
 
 def load(run_dir: Path | str | Iterable[Path | str]) -> pd.DataFrame:
@@ -415,9 +439,25 @@ def load(run_dir: Path | str | Iterable[Path | str]) -> pd.DataFrame:
     for directory in dirs:
         manifest = read_manifest(directory)  # a directory without a trustworthy manifest is not a run
         peak = (manifest.get("calibration") or {}).get("matmul_gflops")
-        for record in read_records(directory):
+        records = read_records(directory)
+        if manifest["schema_version"] < MULTIPLY_ADD_MACS_SCHEMA:
+            records = _without_legacy_macs(directory, manifest["schema_version"], records)
+        for record in records:
             rows.append({**record, "run": Path(directory).name, "calibrated_matmul_gflops": peak})
     return normalise(pd.DataFrame(rows))
+
+
+def _without_legacy_macs(directory: Path, version: int, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records of a run written before MACs meant multiply-adds, with ``macs`` null (and
+    a warning saying so): its MACs were FLOPs / 2, softmax, elementwise and norm FLOPs
+    included, so they cannot stand beside today's. Its FLOPs follow today's rules."""
+    if any(r.get("macs") is not None for r in records):
+        warnings.warn(
+            f"{directory}: written with store schema {version}, whose 'macs' were FLOPs / 2 (softmax, "
+            "elementwise and norm FLOPs included); they load as null, since today's 'macs' count "
+            "multiply-adds only. 'flops' are unchanged. Re-run the suite for multiply-add MACs.",
+            StoreWarning, stacklevel=3)
+    return [{**r, "macs": None, "legacy_macs_flops_half": r.get("macs")} for r in records]
 
 
 def _of_kind(frame: pd.DataFrame, kind: str) -> pd.DataFrame:

@@ -135,7 +135,7 @@ def _latency(direction: str, label: str) -> Metric:
 
 
 METRICS: tuple[Metric, ...] = (
-    Metric("macs", "MACs", "macs", "MACs", "MACs (multiply-adds; FLOPs = 2·MACs)"),
+    Metric("macs", "MACs", "macs", "MACs", "MACs (multiply-adds of convolutions, matrix products, FFTs)"),
     _latency("fwd", "forward"),
     _latency("fwdbwd", "forward+backward"),
     Metric("peak_mem_fwd_bytes", "bytes", "peak_mem_fwd_bytes", "peak memory, forward",
@@ -156,6 +156,45 @@ def metric(name: str) -> Metric:
     return _METRICS_BY_NAME[name]
 
 
+# --------------------------------------------------------------------------- cost attribution
+
+#: The operator classes MACs and FLOPs are attributed to, in the order reports stack them.
+OP_CLASSES: tuple[str, ...] = ("conv", "matmul", "fft", "softmax", "elementwise", "norm", "other")
+#: The classes whose operators are multiply-accumulates; every other class counts in FLOPs only.
+MAC_OP_CLASSES: tuple[str, ...] = ("conv", "matmul", "fft")
+OP_CLASS_TEXT: Mapping[str, str] = {
+    "conv": "convolutions",
+    "matmul": "matrix products and dense linear algebra (mm, bmm, addmm, einsum, matmul, QR)",
+    "fft": "FFTs",
+    "softmax": "softmax and log-softmax",
+    "elementwise": "elementwise arithmetic and activations",
+    "norm": "normalisation layers",
+    "other": "reductions, pooling, interpolation, dropout",
+}
+#: The MACs convention every ``macs`` column follows (store schema 2 on).
+MACS_CONVENTION = (
+    "macs counts multiply-accumulates only: convolutions, matrix products (mm, bmm, addmm, "
+    "matmul, einsum) and FFT butterflies; softmax, elementwise ops, norms, pooling and bias "
+    "additions count in flops only, so flops = 2·macs + the other floating-point operations"
+)
+#: How the module an operator ran in directly (not in a submodule) is named: the block itself.
+ROOT_MODULE = ""
+ROOT_MODULE_TEXT = "(block itself)"
+
+
+def class_cost_column(quantity: str, op_class: str) -> str:
+    """The flat column of one class's cost in a loaded frame: ``macs_conv``, ``flops_softmax`` …"""
+    if quantity not in ("macs", "flops") or op_class not in OP_CLASSES:
+        raise ValueError(f"no class cost column for {quantity!r}, {op_class!r}")
+    return f"{quantity}_{op_class}"
+
+
+#: The flat per-class columns ``load`` derives from each case's attribution.
+CLASS_COST_COLUMNS: tuple[str, ...] = (
+    *(class_cost_column("macs", c) for c in MAC_OP_CLASSES),
+    *(class_cost_column("flops", c) for c in OP_CLASSES),
+)
+
 #: The built-in measurements, in the order a suite runs them by default (the measurer
 #: registry registers them in this order; a plugin may add more).
 DEFAULT_MEASUREMENTS: tuple[str, ...] = ("params", "flops", "counters", "latency_fwd", "latency_fwdbwd", "memory")
@@ -171,6 +210,7 @@ NUMERIC_COLUMNS: tuple[str, ...] = (
     "accuracy", "steps", "seed", "steps_per_s", "wall_s",
     "latency_fwd_calls_per_sample", "latency_fwd_warmup_calls", "latency_fwdbwd_calls_per_sample",
     "latency_fwdbwd_warmup_calls", "latency_attempts", "calibrated_matmul_gflops",
+    *CLASS_COST_COLUMNS,
 )
 #: Integer columns of a case's shape (nullable: ``frames`` is null for images).
 SHAPE_INT_COLUMNS: tuple[str, ...] = ("channels", "height", "width", "frames", "batch")

@@ -92,3 +92,37 @@ def test_uncounted_ops_is_null_when_flops_were_not_counted(run: Path) -> None:
     df = store.load(run).set_index("height")
     assert df.loc[4, "uncounted_ops"] is None
     assert df.loc[8, "uncounted_ops"] == []
+
+
+def test_class_costs_become_flat_columns(run: Path) -> None:
+    counted, uncounted = Case("nl", 8, 4, 4), Case("nl", 8, 8, 8)
+    store.append_record(run, make_record(counted, macs=10, flops=27, cost_by_class={
+        "conv": {"macs": 4, "flops": 9}, "matmul": {"macs": 6, "flops": 12}, "softmax": {"macs": 0, "flops": 6}}))
+    store.append_record(run, make_record(uncounted))
+    df = store.load(run).set_index("height")
+    assert df.loc[4, "macs_conv"] == 4 and df.loc[4, "macs_matmul"] == 6 and df.loc[4, "macs_fft"] == 0
+    assert df.loc[4, "flops_softmax"] == 6 and df.loc[4, "flops_norm"] == 0
+    assert sum(df.loc[4, c] for c in df.columns if c.startswith("flops_")) == 27
+    assert pd.isna(df.loc[8, "macs_conv"]) and pd.isna(df.loc[8, "flops_other"]), "not counted: null, not zero"
+
+
+def test_a_schema_1_run_loads_with_its_macs_null_and_kept_aside(tmp_path: Path) -> None:
+    """Schema 1 stored FLOPs / 2 as 'macs': they must not pass for multiply-adds."""
+    store.write_manifest(tmp_path, {"suite": "t"})
+    manifest = json.loads((tmp_path / store.MANIFEST_FILE).read_text())
+    (tmp_path / store.MANIFEST_FILE).write_text(json.dumps({**manifest, "schema_version": 1}))
+    store.append_record(tmp_path, make_record(Case("nl", 8, 4, 4), macs=60, flops=120))
+    with pytest.warns(store.StoreWarning, match="schema 1.*FLOPs / 2"):
+        df = store.load(tmp_path)
+    row = df.iloc[0]
+    assert pd.isna(row["macs"]) and row["flops"] == 120 and row["legacy_macs_flops_half"] == 60
+
+
+def test_a_malformed_class_cost_is_not_a_record(run: Path) -> None:
+    case = Case("nl", 8, 4, 4)
+    with (run / store.RESULTS_FILE).open("w") as handle:
+        handle.write(json.dumps(make_record(case, cost_by_class={"conv": 5})) + "\n")
+        handle.write(json.dumps(make_record(Case("nl", 8, 6, 6))) + "\n")
+    with pytest.warns(store.StoreWarning, match="line 1"):
+        df = store.load(run)
+    assert list(df["height"]) == [6]

@@ -76,6 +76,23 @@ def machine_warnings(baseline: Side, candidate: Side) -> list[str]:
     return found
 
 
+def one_sided_costs(baseline: Side, candidate: Side, keys: Iterable[str]) -> list[str]:
+    """A warning per cost column recorded on one side only for shared cases (not compared):
+    a baseline from before store schema 2 has no multiply-add ``macs``, say."""
+    found = []
+    for column in COST_COLUMNS:
+        missing = {"baseline": 0, "candidate": 0}
+        for key in keys:
+            in_base, in_cand = column in baseline.cases[key].costs, column in candidate.cases[key].costs
+            if in_base != in_cand:
+                missing["candidate" if in_base else "baseline"] += 1
+        for side, count in missing.items():
+            if count:
+                found.append(f"{column} not compared for {count} case(s): not recorded in the {side} "
+                             "(a run from an older store schema? re-record it, e.g. with --update-baseline)")
+    return found
+
+
 def _cost(base: CaseResult, cand: CaseResult, allow_change: bool) -> list[Comparison]:
     rows = []
     for column in COST_COLUMNS:
@@ -225,5 +242,7 @@ def compare_sides(baseline: Side, candidate: Side, settings: GateSettings = Gate
             case_rows.append(Comparison(TIER_CASE, key, cand.label, cand.block, "case", GATE_NEW,
                                         "only in the candidate"))
     warnings = machine_warnings(baseline, candidate) if TIER_TIME in tiers else []
+    if TIER_COST in tiers:
+        warnings += one_sided_costs(baseline, candidate, shared)
     return GateResult(settings, baseline.source, candidate.source,
                       tuple(case_rows + cost_rows + _decide(time_rows, settings)), tuple(warnings), strict)

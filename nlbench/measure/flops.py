@@ -1,11 +1,12 @@
-"""FLOP and MAC counting with an audit of every operator that ran.
+"""MAC and FLOP counting with an audit of every operator that ran, attributed to the
+submodule it ran in and to its operator class.
 
 One forward pass runs under a :class:`~torch.utils._python_dispatch.TorchDispatchMode`
 that sees every ATen operator after autograd and composite decomposition (``einsum``
 and ``matmul`` arrive as ``bmm``/``mm``, ``conv2d`` as ``convolution``, ``linear`` as
 ``addmm``). Each operator is classified as
 
-* **counted** — a formula below gives its FLOPs from the shapes and arguments;
+* **counted** — a formula below gives its cost from the shapes and arguments;
 * **free** — data movement and bookkeeping (views, reshapes, transposes, ``t``,
   ``select``/``slice``/``expand``, ``clone``/``copy_``/``contiguous``, ``cat``/``stack``,
   gathers and padding, tensor creation including random draws, dtype conversion,
@@ -15,67 +16,82 @@ and ``matmul`` arrive as ``bmm``/``mm``, ``conv2d`` as ``convolution``, ``linear
   never silently taken as zero, so a total with uncounted operators is a lower bound
   and says so.
 
-Conventions (they must not drift; see ``shared/spec/harness.md``)
------------------------------------------------------------------
-* **FLOPs = 2 · MACs, by definition, for every total.** A multiply-add is 1 MAC = 2
-  FLOPs. For operators that are not multiply-adds (softmax, elementwise, norms,
-  FFTs …) the formulas give FLOPs and their MACs are *defined* as FLOPs / 2. The
-  per-operator audit is kept in FLOPs (integers; an FFT call's count is rounded to the
-  nearest integer); ``FlopCount.flops`` is their exact sum and ``FlopCount.macs`` is
-  ``flops / 2``, rounded up to a whole MAC when ``flops`` is odd (half a MAC at most).
-* Convolution and matrix-product **bias additions** are counted: one FLOP per output
-  element (so half a MAC each). fvcore ignores them; ptflops counts one MAC each.
-* Complex arithmetic is counted in real FLOPs: complex·complex multiply 6, divide 11,
-  complex·real multiply or divide 2, add/subtract 2, ``abs`` 4, any other complex
-  elementwise op 2 (one per real part: a lower bound for transcendental ops); a
-  complex matrix product costs 4 real MACs per complex multiply-add.
-* See :data:`FFT_FLOPS_FORMULA` for FFTs; the formulas of every other family are in
-  the docstrings of the ``*_flops`` functions below.
+Conventions (they must not drift; see ``shared/spec/harness.md`` and
+:data:`nlbench.vocabulary.MACS_CONVENTION`)
+---------------------------------------------------------------------------------
+* **MACs are multiply-accumulates only**: convolutions, matrix products (mm, bmm,
+  addmm, baddbmm, mv, dot, einsum and matmul, which arrive as these, the two products
+  of a fused attention) and dense factorisations built of them (QR), and FFT
+  butterflies (:data:`FFT_FORMULA`). A multiply-add is 1 MAC = 2 FLOPs.
+* **FLOPs = 2 · MACs + every other floating-point operation**: softmax, elementwise
+  ops and activations, norms, reductions, pooling, interpolation, and the **bias
+  additions** of convolutions and matrix products (one FLOP per output element; fvcore
+  ignores them, ptflops counts one MAC each). Each operator's :class:`Cost` keeps the
+  two parts apart, so the identity holds for every operator, module, class and total.
+* Complex arithmetic is counted in real operations: a complex matrix product or
+  convolution costs 4 real MACs per complex multiply-add; complex elementwise ops count
+  in FLOPs (multiply 6, divide 11, complex·real multiply or divide 2, add/subtract 2,
+  ``abs`` 4, any other 2 — one per real part, a lower bound for transcendental ops).
+* Every operator is attributed to the innermost submodule whose ``forward`` it ran in
+  (:attr:`FlopCount.modules`; the block's own forward is
+  :data:`~nlbench.vocabulary.ROOT_MODULE`) and to one operator class
+  (:data:`~nlbench.vocabulary.OP_CLASSES`), so per-module and per-class costs sum to the
+  totals exactly.
+* The formulas of every family are in the docstrings of the functions below.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping as MappingABC
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from nlbench.measure.external_counters import fvcore_macs, ptflops_macs
+from nlbench.vocabulary import MAC_OP_CLASSES, OP_CLASSES, ROOT_MODULE
 
 __all__ = [
-    "FFT_FLOPS_FORMULA",
+    "FFT_FORMULA",
+    "Cost",
     "FlopCount",
+    "ModuleCount",
     "OperatorCount",
+    "ShapeCount",
+    "attention_cost",
     "classify_operator",
-    "conv_flops",
+    "conv_cost",
     "count_flops",
     "elementwise_flops",
-    "fft_flops",
+    "fft_cost",
     "fvcore_macs",
-    "matmul_flops",
+    "matmul_cost",
     "norm_flops",
+    "op_class_of",
     "pool_flops",
     "ptflops_macs",
-    "qr_flops",
+    "qr_cost",
     "reduction_flops",
     "softmax_flops",
-    "attention_flops",
 ]
 
 COUNTED = "counted"
 FREE = "free"
 UNCOUNTED = "uncounted"
+OPERATOR_STATUSES = (COUNTED, FREE, UNCOUNTED)
 
-FFT_FLOPS_FORMULA = (
-    "FFT over n = product of the transformed dimensions, per batch/channel slice: "
-    "complex FFT (fft/ifft, aten._fft_c2c) = 5·n·log2(n) real FLOPs; "
-    "real FFT (rfft/irfft, aten._fft_r2c/_fft_c2r) = 2.5·n·log2(n) real FLOPs "
-    "(n is the real signal's size; half the complex FFT's work). "
-    "A normalised transform (norm='ortho', or the 1/n side of 'backward'/'forward') "
-    "adds 1 FLOP per real output value for the scaling. MACs = FLOPs / 2."
+FFT_FORMULA = (
+    "FFT over n = product of the transformed dimensions, per batch/channel slice, counted as "
+    "radix-2 butterflies: a complex FFT (fft/ifft, aten._fft_c2c) has (n/2)·log2(n) butterflies, "
+    "each one complex multiply-add by the twiddle (4 real MACs) and one complex subtract (2 FLOPs): "
+    "MACs = 2·n·log2(n), FLOPs = 2·MACs + n·log2(n) = 5·n·log2(n). "
+    "A real FFT (rfft/irfft, aten._fft_r2c/_fft_c2r; n the real signal's size) is half of that: "
+    "MACs = n·log2(n), FLOPs = 2.5·n·log2(n). "
+    "A normalised transform (norm='ortho', or the 1/n side of 'backward'/'forward') adds 1 FLOP "
+    "per real output value for the scaling."
 )
 
 
@@ -83,35 +99,116 @@ FFT_FLOPS_FORMULA = (
 
 
 @dataclass(frozen=True)
+class Cost:
+    """The arithmetic of some work: ``macs`` multiply-accumulates and ``extra_flops``
+    floating-point operations that are not part of one; ``flops`` = 2·macs + extra."""
+
+    macs: int = 0
+    extra_flops: int = 0
+
+    def __post_init__(self) -> None:
+        if self.macs < 0 or self.extra_flops < 0:
+            raise ValueError(f"Cost: macs and extra_flops must be >= 0, got {self.macs}, {self.extra_flops}")
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs + self.extra_flops
+
+    def __add__(self, other: "Cost") -> "Cost":
+        return Cost(self.macs + other.macs, self.extra_flops + other.extra_flops)
+
+    def scaled(self, factor: int) -> "Cost":
+        return Cost(self.macs * factor, self.extra_flops * factor)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"macs": self.macs, "flops": self.flops}
+
+
+ZERO = Cost()
+
+
+def _total(costs: Iterable[Cost]) -> Cost:
+    total = ZERO
+    for cost in costs:
+        total = total + cost
+    return total
+
+
+@dataclass(frozen=True)
 class OperatorCount:
-    """One ATen operator's calls and FLOPs during the counted forward pass."""
+    """One ATen operator's calls and cost during the counted forward pass."""
 
     op: str
     calls: int
+    macs: int
     flops: int
     status: str
+    op_class: str
 
     def __post_init__(self) -> None:
-        if self.status not in (COUNTED, FREE, UNCOUNTED):
+        if self.status not in OPERATOR_STATUSES:
             raise ValueError(f"status must be 'counted', 'free' or 'uncounted', got {self.status!r}")
+        if self.op_class not in OP_CLASSES:
+            raise ValueError(f"op_class must be one of {OP_CLASSES}, got {self.op_class!r}")
+        if self.flops < 2 * self.macs:
+            raise ValueError(f"{self.op}: flops ({self.flops}) must be at least 2·macs ({self.macs})")
+        if self.macs and self.op_class not in MAC_OP_CLASSES:
+            raise ValueError(f"{self.op}: class {self.op_class!r} counts FLOPs only, got {self.macs} MACs")
+
+
+@dataclass(frozen=True)
+class ShapeCount:
+    """One operator at one set of input shapes (the tensor arguments', in order): what a
+    profiler's per-shape operator table is joined on."""
+
+    op: str
+    input_shapes: tuple[tuple[int, ...], ...]
+    calls: int
+    macs: int
+    flops: int
+
+
+@dataclass(frozen=True)
+class ModuleCount:
+    """The cost of the operators that ran directly in one submodule's forward (not in
+    its children's), by operator class. ``module`` is the qualified name inside the
+    block (:data:`~nlbench.vocabulary.ROOT_MODULE` for the block's own forward)."""
+
+    module: str
+    type: str
+    calls: int
+    macs: int
+    flops: int
+    by_class: Mapping[str, Cost] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"module": self.module, "type": self.type, "calls": self.calls, "macs": self.macs,
+                "flops": self.flops, "by_class": {c: cost.as_dict() for c, cost in self.by_class.items()}}
 
 
 @dataclass(frozen=True)
 class FlopCount:
-    """The FLOPs and MACs of one forward pass, with the per-operator audit.
+    """The MACs and FLOPs of one forward pass, with the per-operator audit and the
+    attribution to submodules and operator classes.
 
-    ``flops`` is the sum of the operators' FLOPs; ``macs`` is FLOPs / 2 (rounded up
-    when ``flops`` is odd). ``operators`` lists every operator that ran, sorted by
-    FLOPs, largest first.
+    ``operators`` lists every operator that ran, sorted by FLOPs, largest first;
+    ``modules`` every submodule whose forward ran, in the order they first ran (the
+    block itself first); ``shapes`` every counted operator per input shapes.
     """
 
     macs: int
     flops: int
     operators: tuple[OperatorCount, ...]
+    modules: tuple[ModuleCount, ...] = ()
+    shapes: tuple[ShapeCount, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.macs != macs_from_flops(self.flops):
-            raise ValueError(f"FlopCount: macs ({self.macs}) must be flops / 2 ({self.flops} FLOPs)")
+        if self.macs != sum(o.macs for o in self.operators) or self.flops != sum(o.flops for o in self.operators):
+            raise ValueError(f"FlopCount: macs ({self.macs}) and flops ({self.flops}) must be the sums "
+                             "of the operators'")
+        if self.modules and (self.macs != sum(m.macs for m in self.modules)
+                             or self.flops != sum(m.flops for m in self.modules)):
+            raise ValueError("FlopCount: the modules' costs must sum to the totals")
 
     @property
     def uncounted_ops(self) -> tuple[str, ...]:
@@ -127,22 +224,32 @@ class FlopCount:
         """Operator name -> FLOPs, for every operator that ran."""
         return {o.op: o.flops for o in self.operators}
 
+    def by_class(self) -> dict[str, Cost]:
+        """Operator class -> cost, for every class that did arithmetic, in report order."""
+        costs: dict[str, Cost] = {}
+        for o in self.operators:
+            if o.flops:
+                costs[o.op_class] = costs.get(o.op_class, ZERO) + Cost(o.macs, o.flops - 2 * o.macs)
+        return {c: costs[c] for c in OP_CLASSES if c in costs}
+
     def columns(self) -> dict[str, Any]:
-        """The record columns: totals, the uncounted operators and the per-operator audit."""
-        return {"macs": self.macs, "flops": self.flops, "uncounted_ops": list(self.uncounted_ops),
-                "operators": [{"op": o.op, "calls": o.calls, "flops": o.flops, "status": o.status}
-                              for o in self.operators]}
-
-
-def macs_from_flops(flops: int) -> int:
-    """MACs for a FLOP total: FLOPs / 2, rounded up to a whole MAC when odd."""
-    return (flops + 1) // 2
+        """The record columns: totals, the uncounted operators, the per-operator audit and
+        the attribution by class and by module."""
+        return {
+            "macs": self.macs,
+            "flops": self.flops,
+            "uncounted_ops": list(self.uncounted_ops),
+            "operators": [{"op": o.op, "op_class": o.op_class, "calls": o.calls, "macs": o.macs,
+                           "flops": o.flops, "status": o.status} for o in self.operators],
+            "cost_by_class": {c: cost.as_dict() for c, cost in self.by_class().items()},
+            "cost_by_module": [m.as_dict() for m in self.modules],
+        }
 
 
 # ----------------------------------------------------------------- pure formulas
 
 
-def conv_flops(
+def conv_cost(
     input_shape: Sequence[int],
     weight_shape: Sequence[int],
     output_shape: Sequence[int],
@@ -150,47 +257,46 @@ def conv_flops(
     transposed: bool = False,
     bias: bool = False,
     complex_: bool = False,
-) -> int:
+) -> Cost:
     """Convolution (any dimensionality, grouped too).
 
     Forward: MACs = N_out_elements · (C_in/groups) · prod(kernel), where
     ``weight_shape = (C_out, C_in/groups, *kernel)``. Transposed: every input element is
     scattered to (C_out/groups) · prod(kernel) outputs, MACs = N_in_elements ·
     ``weight_shape[1]`` · prod(kernel) (weight is (C_in, C_out/groups, *kernel)).
-    FLOPs = 2 · MACs (×4 for complex), plus one FLOP per output element for the bias.
+    Complex: 4 real MACs per complex multiply-add. The bias adds one FLOP per output
+    element (two when complex), not a MAC.
     """
     kernel = math.prod(weight_shape[2:])
     elements = math.prod(input_shape) if transposed else math.prod(output_shape)
-    macs = elements * weight_shape[1] * kernel
-    flops = 2 * macs * (4 if complex_ else 1)
-    if bias:
-        flops += math.prod(output_shape) * (2 if complex_ else 1)
-    return flops
+    macs = elements * weight_shape[1] * kernel * (4 if complex_ else 1)
+    extra = math.prod(output_shape) * (2 if complex_ else 1) if bias else 0
+    return Cost(macs, extra)
 
 
-def matmul_flops(m: int, k: int, n: int, *, batch: int = 1, add: bool = False, complex_: bool = False) -> int:
-    """Matrix product of (batch, m, k) by (batch, k, n): MACs = batch·m·k·n.
-
-    FLOPs = 2 · MACs (×4 for complex); ``add`` (addmm/baddbmm/addmv's added input)
-    adds one FLOP per output element (the α/β scalings are folded into it).
-    """
-    factor = 4 if complex_ else 1
-    flops = 2 * batch * m * k * n * factor
-    if add:
-        flops += batch * m * n * (2 if complex_ else 1)
-    return flops
+def matmul_cost(m: int, k: int, n: int, *, batch: int = 1, add: bool = False, complex_: bool = False) -> Cost:
+    """Matrix product of (batch, m, k) by (batch, k, n): MACs = batch·m·k·n (×4 for
+    complex); ``add`` (addmm/baddbmm/addmv's added input) adds one FLOP per output
+    element (the α/β scalings are folded into it), not a MAC."""
+    macs = batch * m * k * n * (4 if complex_ else 1)
+    extra = batch * m * n * (2 if complex_ else 1) if add else 0
+    return Cost(macs, extra)
 
 
-def fft_flops(n: int, slices: int, *, real: bool, normalized_outputs: int = 0) -> int:
-    """FFT of size ``n`` on ``slices`` independent slices; see :data:`FFT_FLOPS_FORMULA`.
+def fft_cost(n: int, slices: int, *, real: bool, normalized_outputs: int = 0) -> Cost:
+    """FFT of size ``n`` on ``slices`` independent slices; see :data:`FFT_FORMULA`.
 
-    ``real``: 2.5·n·log2(n) per slice (rfft/irfft), else 5·n·log2(n) (complex).
-    ``normalized_outputs``: number of real output values scaled by the normalisation.
+    Complex: MACs = 2·n·log2(n), FLOPs = 5·n·log2(n) per slice; ``real``: half of each.
+    ``normalized_outputs``: number of real output values scaled by the normalisation
+    (one FLOP each). Non-integral totals are rounded to the nearest integer, MACs and
+    FLOPs each, so the FLOPs are exactly the rounded 5·n·log2(n) (or 2.5·…) total.
     """
     if n < 1 or slices < 0:
-        raise ValueError(f"fft_flops: need n >= 1 and slices >= 0, got n={n}, slices={slices}")
-    per_slice = (2.5 if real else 5.0) * n * math.log2(n)
-    return int(round(slices * per_slice)) + normalized_outputs
+        raise ValueError(f"fft_cost: need n >= 1 and slices >= 0, got n={n}, slices={slices}")
+    n_log_n = slices * n * math.log2(n)
+    macs = int(round((1.0 if real else 2.0) * n_log_n))
+    flops = int(round((2.5 if real else 5.0) * n_log_n))
+    return Cost(macs, max(flops - 2 * macs, 0) + normalized_outputs)
 
 
 def softmax_flops(elements: int) -> int:
@@ -236,36 +342,42 @@ def _householder_flops(m: int, n: int, k: int) -> float:
     return 4.0 * (m * n * k - (m + n) * k * k / 2.0 + k**3 / 3.0)
 
 
-def qr_flops(m: int, n: int, *, mode: str = "reduced", batch: int = 1, complex_: bool = False) -> int:
+def qr_cost(m: int, n: int, *, mode: str = "reduced", batch: int = 1, complex_: bool = False) -> Cost:
     """Householder QR of an m×n matrix (Golub & Van Loan), with k = min(m, n).
 
-    Factorisation (R): 2·l·k² − 2k³/3 with l = max(m, n) — (4/3)·n³ for a square n×n,
-    2mn² − 2n³/3 for m ≥ n. Forming Q by backward accumulation costs as much again for
-    the reduced m×k Q, and 4·(m²k − mk² + k³/3) for the complete m×m Q. Mode ``"r"``
-    forms no Q. Complex: ×4.
+    FLOPs of the factorisation (R): 2·l·k² − 2k³/3 with l = max(m, n) — (4/3)·n³ for a
+    square n×n, 2mn² − 2n³/3 for m ≥ n. Forming Q by backward accumulation costs as much
+    again for the reduced m×k Q, and 4·(m²k − mk² + k³/3) for the complete m×m Q. Mode
+    ``"r"`` forms no Q. Complex: ×4. Applying a reflector is a dot product and a rank-1
+    update, all multiply-adds, so MACs = FLOPs / 2 (rounded down; an odd FLOP is extra).
     """
     if mode not in ("reduced", "complete", "r"):
-        raise ValueError(f"qr_flops: mode must be 'reduced', 'complete' or 'r', got {mode!r}")
+        raise ValueError(f"qr_cost: mode must be 'reduced', 'complete' or 'r', got {mode!r}")
     k = min(m, n)
     total = _householder_flops(m, n, k)
     if mode == "reduced":
         total += _householder_flops(m, k, k)
     elif mode == "complete":
         total += _householder_flops(m, m, k)
-    return int(round(batch * total * (4 if complex_ else 1)))
+    return _multiply_add_flops(int(round(batch * total * (4 if complex_ else 1))))
 
 
-def attention_flops(batch: int, queries: int, keys: int, head_dim: int, value_dim: int) -> int:
+def _multiply_add_flops(flops: int) -> Cost:
+    """A FLOP count made of multiply-adds, as a Cost (an odd last FLOP stays extra)."""
+    return Cost(flops // 2, flops % 2)
+
+
+def attention_cost(batch: int, queries: int, keys: int, head_dim: int, value_dim: int) -> Cost:
     """Fused scaled-dot-product attention: the two products (MACs batch·L·S·E and
-    batch·L·S·Ev, 2 FLOPs each) plus the softmax (5 FLOPs per score; the scaling by
-    1/√E is folded into it)."""
-    return 2 * batch * queries * keys * (head_dim + value_dim) + softmax_flops(batch * queries * keys)
+    batch·L·S·Ev) plus the softmax (5 FLOPs per score; the scaling by 1/√E is folded
+    into it). One operator, so the softmax's FLOPs stay in the matmul class."""
+    return Cost(batch * queries * keys * (head_dim + value_dim), softmax_flops(batch * queries * keys))
 
 
 # ------------------------------------------------------ adapters: args -> formula
 
 Bound = Mapping[str, Any]
-Handler = Callable[[Bound, Any], int]
+Handler = Callable[[Bound, Any], "Cost | int"]  # an int is FLOPs, no MACs
 
 
 def _is_complex(value: Any) -> bool:
@@ -311,68 +423,63 @@ def _out_numel(out: Any) -> int:
     return tensor.numel()
 
 
-def _conv_handler(bound: Bound, out: Any) -> int:
+def _conv_handler(bound: Bound, out: Any) -> Cost:
     x, weight = _self(bound), bound["weight"]
-    transposed = bool(bound.get("transposed", False))
-    bias = bound.get("bias")
-    return conv_flops(
+    return conv_cost(
         tuple(x.shape),
         tuple(weight.shape),
         tuple(_first_tensor(out).shape),  # type: ignore[union-attr]
-        transposed=transposed,
-        bias=isinstance(bias, Tensor),
+        transposed=bool(bound.get("transposed", False)),
+        bias=isinstance(bound.get("bias"), Tensor),
         complex_=x.is_complex() or weight.is_complex(),
     )
 
 
-def _conv_transpose_handler(bound: Bound, out: Any) -> int:
+def _conv_transpose_handler(bound: Bound, out: Any) -> Cost:
     return _conv_handler({**bound, "transposed": True}, out)
 
 
-def _mm_handler(bound: Bound, out: Any) -> int:
+def _mm_handler(bound: Bound, out: Any) -> Cost:
     a, b = bound.get("mat1", bound.get("self")), bound.get("mat2")
     m, k = a.shape[-2], a.shape[-1]
     n = b.shape[-1]
     batch = a.shape[0] if a.dim() == 3 else 1
-    flops = matmul_flops(m, k, n, batch=batch, add="mat1" in bound, complex_=a.is_complex())
+    cost = matmul_cost(m, k, n, batch=batch, add="mat1" in bound, complex_=a.is_complex())
     if bound.get("use_gelu") is not None:  # _addmm_activation: a fused ReLU/GELU per output
-        flops += m * n
-    return flops
+        cost = cost + Cost(0, m * n)
+    return cost
 
 
-def _baddbmm_handler(bound: Bound, out: Any) -> int:
+def _baddbmm_handler(bound: Bound, out: Any) -> Cost:
     a, b = bound["batch1"], bound["batch2"]
-    return matmul_flops(a.shape[1], a.shape[2], b.shape[2], batch=a.shape[0], add=True, complex_=a.is_complex())
+    return matmul_cost(a.shape[1], a.shape[2], b.shape[2], batch=a.shape[0], add=True, complex_=a.is_complex())
 
 
-def _addbmm_handler(bound: Bound, out: Any) -> int:
+def _addbmm_handler(bound: Bound, out: Any) -> Cost:
     a, b = bound["batch1"], bound["batch2"]
-    flops = matmul_flops(a.shape[1], a.shape[2], b.shape[2], batch=a.shape[0], complex_=a.is_complex())
-    return flops + a.shape[0] * a.shape[1] * b.shape[2]  # the sum over the batch and the added input
+    cost = matmul_cost(a.shape[1], a.shape[2], b.shape[2], batch=a.shape[0], complex_=a.is_complex())
+    return cost + Cost(0, a.shape[0] * a.shape[1] * b.shape[2])  # the sum over the batch and the added input
 
 
-def _mv_handler(bound: Bound, out: Any) -> int:
+def _mv_handler(bound: Bound, out: Any) -> Cost:
     a = bound["mat"] if "mat" in bound else bound["self"]
-    return matmul_flops(a.shape[0], a.shape[1], 1, add="mat" in bound, complex_=a.is_complex())
+    return matmul_cost(a.shape[0], a.shape[1], 1, add="mat" in bound, complex_=a.is_complex())
 
 
-def _dot_handler(bound: Bound, out: Any) -> int:
+def _dot_handler(bound: Bound, out: Any) -> Cost:
     a = _self(bound)
-    return matmul_flops(1, a.numel(), 1, complex_=a.is_complex())
+    return matmul_cost(1, a.numel(), 1, complex_=a.is_complex())
 
 
-def _matmul_handler(bound: Bound, out: Any) -> int:
+def _matmul_handler(bound: Bound, out: Any) -> Cost:
     """aten.matmul / aten.linear if they ever reach dispatch undecomposed."""
     a = _self(bound)
-    result = _first_tensor(out)
-    k = a.shape[-1]
-    flops = 2 * result.numel() * k * (4 if a.is_complex() else 1)  # type: ignore[union-attr]
-    if isinstance(bound.get("bias"), Tensor):
-        flops += result.numel()  # type: ignore[union-attr]
-    return flops
+    outputs = _out_numel(out)
+    extra = outputs if isinstance(bound.get("bias"), Tensor) else 0
+    return Cost(outputs * a.shape[-1] * (4 if a.is_complex() else 1), extra)
 
 
-def _fft_handler(bound: Bound, out: Any) -> int:
+def _fft_handler(bound: Bound, out: Any) -> Cost:
     x = bound["self"]
     dims = [d % max(x.dim(), 1) for d in bound["dim"]]
     result = _first_tensor(out)
@@ -390,9 +497,9 @@ def _fft_handler(bound: Bound, out: Any) -> int:
         slices = x.numel() // max(n, 1)
         real = False
     if n == 0 or slices == 0:
-        return 0
+        return ZERO
     scaled_values = result.numel() * (2 if result.is_complex() else 1) if int(bound.get("normalization") or 0) else 0
-    return fft_flops(n, slices, real=real, normalized_outputs=scaled_values)
+    return fft_cost(n, slices, real=real, normalized_outputs=scaled_values)
 
 
 def _softmax_handler(bound: Bound, out: Any) -> int:
@@ -495,7 +602,7 @@ def _interpolation(macs_per_output: int) -> Handler:
     return handler
 
 
-def _qr_handler(bound: Bound, out: Any) -> int:
+def _qr_handler(bound: Bound, out: Any) -> Cost:
     a = _self(bound)
     m, n = a.shape[-2], a.shape[-1]
     batch = math.prod(a.shape[:-2])
@@ -503,16 +610,16 @@ def _qr_handler(bound: Bound, out: Any) -> int:
     tau = bound.get("tau", bound.get("input2"))
     if isinstance(tau, Tensor):  # householder_product / orgqr: apply k reflectors to an m×n matrix
         k = tau.shape[-1]
-        return int(round(batch * _householder_flops(m, n, k) * (4 if a.is_complex() else 1)))
+        return _multiply_add_flops(int(round(batch * _householder_flops(m, n, k) * (4 if a.is_complex() else 1))))
     if "mode" not in bound:  # geqrf: factorisation only
         mode = "r"
-    return qr_flops(m, n, mode=mode, batch=batch, complex_=a.is_complex())
+    return qr_cost(m, n, mode=mode, batch=batch, complex_=a.is_complex())
 
 
-def _sdpa_handler(bound: Bound, out: Any) -> int:
+def _sdpa_handler(bound: Bound, out: Any) -> Cost:
     q, k, v = bound["query"], bound["key"], bound["value"]
     batch = math.prod(q.shape[:-2])
-    return attention_flops(batch, q.shape[-2], k.shape[-2], q.shape[-1], v.shape[-1])
+    return attention_cost(batch, q.shape[-2], k.shape[-2], q.shape[-1], v.shape[-1])
 
 
 def _dropout_handler(bound: Bound, out: Any) -> int:
@@ -568,26 +675,17 @@ _assert_async _assert_scalar _functional_assert_async
 """.split()
 )
 
-_HANDLERS: dict[str, Handler] = {
-    "convolution": _conv_handler,
-    "_convolution": _conv_handler,
-    "conv1d": _conv_handler,
-    "conv2d": _conv_handler,
-    "conv3d": _conv_handler,
-    "cudnn_convolution": _conv_handler,
-    "mkldnn_convolution": _conv_handler,
-    "miopen_convolution": _conv_handler,
-    "convolution_overrideable": _conv_handler,
-    "_slow_conv2d_forward": _conv_handler,
-    "thnn_conv2d": _conv_handler,
-    "slow_conv3d": _conv_handler,
-    "_convolution_mode": _conv_handler,
-    "conv_transpose1d": _conv_transpose_handler,
-    "conv_transpose2d": _conv_transpose_handler,
-    "conv_transpose3d": _conv_transpose_handler,
-    "cudnn_convolution_transpose": _conv_transpose_handler,
-    "slow_conv_transpose2d": _conv_transpose_handler,
-    "slow_conv_transpose3d": _conv_transpose_handler,
+_CONV = {
+    **dict.fromkeys(
+        "convolution _convolution conv1d conv2d conv3d cudnn_convolution mkldnn_convolution miopen_convolution "
+        "convolution_overrideable _slow_conv2d_forward thnn_conv2d slow_conv3d _convolution_mode".split(),
+        _conv_handler),
+    **dict.fromkeys(
+        "conv_transpose1d conv_transpose2d conv_transpose3d cudnn_convolution_transpose slow_conv_transpose2d "
+        "slow_conv_transpose3d".split(),
+        _conv_transpose_handler),
+}
+_MATMUL: dict[str, Handler] = {
     "mm": _mm_handler,
     "bmm": _mm_handler,
     "addmm": _mm_handler,
@@ -600,18 +698,29 @@ _HANDLERS: dict[str, Handler] = {
     "vdot": _dot_handler,
     "matmul": _matmul_handler,
     "linear": _matmul_handler,
-    "_fft_r2c": _fft_handler,
-    "_fft_c2r": _fft_handler,
-    "_fft_c2c": _fft_handler,
-    "_softmax": _softmax_handler,
-    "_log_softmax": _softmax_handler,
-    "softmax": _softmax_handler,
-    "log_softmax": _softmax_handler,
-    "_safe_softmax": _softmax_handler,
+    "linalg_qr": _qr_handler,
+    "geqrf": _qr_handler,
+    "linalg_householder_product": _qr_handler,
+    "orgqr": _qr_handler,
+    **dict.fromkeys(
+        "_scaled_dot_product_flash_attention_for_cpu _scaled_dot_product_flash_attention "
+        "_scaled_dot_product_efficient_attention _scaled_dot_product_cudnn_attention "
+        "_scaled_dot_product_fused_attention_overrideable".split(),
+        _sdpa_handler),
+}
+_FFT: dict[str, Handler] = dict.fromkeys(("_fft_r2c", "_fft_c2r", "_fft_c2c"), _fft_handler)
+_SOFTMAX: dict[str, Handler] = dict.fromkeys(
+    ("_softmax", "_log_softmax", "softmax", "log_softmax", "_safe_softmax"), _softmax_handler)
+_ELEMENTWISE: dict[str, Handler] = {
     "mul": _mul_handler,
     "div": _div_handler,
     "abs": _abs_handler,
     "pow": _pow_handler,
+    **{name: _elementwise(1) for name in _ELEMENTWISE_1},
+    **{name: _elementwise(2, complex_per_element=8) for name in _ELEMENTWISE_2},
+    **{name: _elementwise(3, complex_per_element=10) for name in _ELEMENTWISE_3},
+}
+_NORM: dict[str, Handler] = {
     "native_batch_norm": _batch_norm_handler(None),
     "_native_batch_norm_legit": _batch_norm_handler(None),
     "_native_batch_norm_legit_functional": _batch_norm_handler(None),
@@ -624,6 +733,8 @@ _HANDLERS: dict[str, Handler] = {
     "native_group_norm": _stat_norm_handler,
     "native_layer_norm": _stat_norm_handler,
     "_fused_rms_norm": _stat_norm_handler,
+}
+_OTHER: dict[str, Handler] = {
     "max_pool1d": _pool_handler(1),
     "max_pool2d": _pool_handler(2),
     "max_pool3d": _pool_handler(3),
@@ -643,30 +754,53 @@ _HANDLERS: dict[str, Handler] = {
     "_upsample_bilinear2d_aa": _interpolation(4),
     "upsample_trilinear3d": _interpolation(8),
     "upsample_bicubic2d": _interpolation(16),
-    "linalg_qr": _qr_handler,
-    "geqrf": _qr_handler,
-    "linalg_householder_product": _qr_handler,
-    "orgqr": _qr_handler,
-    "_scaled_dot_product_flash_attention_for_cpu": _sdpa_handler,
-    "_scaled_dot_product_flash_attention": _sdpa_handler,
-    "_scaled_dot_product_efficient_attention": _sdpa_handler,
-    "_scaled_dot_product_cudnn_attention": _sdpa_handler,
-    "_scaled_dot_product_fused_attention_overrideable": _sdpa_handler,
     "native_dropout": _dropout_handler,
-    **{name: _elementwise(1) for name in _ELEMENTWISE_1},
-    **{name: _elementwise(2, complex_per_element=8) for name in _ELEMENTWISE_2},
-    **{name: _elementwise(3, complex_per_element=10) for name in _ELEMENTWISE_3},
     **{name: _reduction(1) for name in _REDUCTIONS_1},
     **{name: _reduction(3) for name in _REDUCTIONS_3},
+}
+_TABLES: dict[str, dict[str, Handler]] = {
+    "conv": _CONV, "matmul": _MATMUL, "fft": _FFT, "softmax": _SOFTMAX,
+    "elementwise": _ELEMENTWISE, "norm": _NORM, "other": _OTHER,
+}
+_HANDLERS: dict[str, Handler] = {name: h for table in _TABLES.values() for name, h in table.items()}
+_CLASS_OF: dict[str, str] = {name: op_class for op_class, table in _TABLES.items() for name in table}
+# Composite names a profiler shows above the dispatched operators (aten::conv2d above
+# aten::convolution): which class their time belongs to.
+_COMPOSITE_CLASS: dict[str, str] = {
+    **dict.fromkeys("conv_tbc conv_transpose2d _conv_depthwise2d".split(), "conv"),
+    **dict.fromkeys("einsum tensordot bilinear chain_matmul linalg_matmul".split(), "matmul"),
+    **dict.fromkeys("batch_norm group_norm layer_norm instance_norm rms_norm _batch_norm_impl_index".split(), "norm"),
+    **dict.fromkeys("softmax_backward_data _softmax_backward_data".split(), "softmax"),
+    **dict.fromkeys("dropout feature_dropout".split(), "other"),
 }
 
 
 def _base_name(func: torch._ops.OpOverload) -> str:
     """The operator's name without namespace, overload or in-place underscore."""
-    name = func.overloadpacket.__name__
+    return _strip_name(func.overloadpacket.__name__)
+
+
+def _strip_name(name: str) -> str:
     if name.endswith("_") and not name.endswith("__"):
         name = name[:-1]
     return name
+
+
+def op_class_of(name: str) -> str:
+    """The operator class (:data:`~nlbench.vocabulary.OP_CLASSES`) of an operator named
+    as the dispatcher (``aten.convolution.default``) or a profiler (``aten::conv2d``,
+    ``aten::fft_rfft2``) names it; data movement and anything unknown is ``"other"``."""
+    base = name.split("::", 1)[-1] if "::" in name else name.split(".")[1] if name.startswith("aten.") else name
+    base = _strip_name(base.split(".")[0])
+    if base in _CLASS_OF:
+        return _CLASS_OF[base]
+    if base in _COMPOSITE_CLASS:
+        return _COMPOSITE_CLASS[base]
+    if base.startswith("fft_"):
+        return "fft"
+    if base.endswith("_backward"):  # the backward of a counted operator belongs to its class
+        return op_class_of(base.removesuffix("_backward"))
+    return "other"
 
 
 def classify_operator(func: torch._ops.OpOverload) -> str:
@@ -701,35 +835,106 @@ def _bind(func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: Mapping[st
 _MISSING = object()
 
 
-def operator_flops(func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: Mapping[str, Any], out: Any) -> int:
-    """FLOPs of one call of a *counted* operator (the formula of its family)."""
+def operator_cost(func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: Mapping[str, Any], out: Any) -> Cost:
+    """The cost of one call of a *counted* operator (the formula of its family)."""
     handler = _HANDLERS[_base_name(func)]
     try:
-        return int(handler(_bind(func, args, kwargs), out))
+        value = handler(_bind(func, args, kwargs), out)
     except Exception as exc:  # a formula that cannot read its arguments is a bug: say which
         raise RuntimeError(f"FLOP formula for {func} failed: {type(exc).__name__}: {exc}") from exc
+    return value if isinstance(value, Cost) else Cost(0, int(value))
+
+
+def _input_shapes(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[tuple[int, ...], ...]:
+    """The shapes of an operator's tensor arguments, in order (tensor lists flattened)."""
+    shapes: list[tuple[int, ...]] = []
+    for value in (*args, *kwargs.values()):
+        items = value if isinstance(value, (list, tuple)) else (value,)
+        shapes.extend(tuple(v.shape) for v in items if isinstance(v, Tensor))
+    return tuple(shapes)
+
+
+@dataclass
+class _Tally:
+    """Mutable accumulator inside the audit; frozen into the value objects at the end."""
+
+    calls: int = 0
+    cost: Cost = ZERO
 
 
 class _AuditMode(TorchDispatchMode):
-    """Runs every ATen operator unchanged and records its calls, status and FLOPs."""
+    """Runs every ATen operator unchanged and records its calls, status, class and cost,
+    per operator, per (operator, input shapes) and per (innermost module, class)."""
 
-    def __init__(self) -> None:
+    def __init__(self, current_module: Callable[[], str]) -> None:
         super().__init__()
-        self.records: dict[str, list[Any]] = {}  # op -> [calls, flops, status]
+        self.current_module = current_module
+        self.operators: dict[str, tuple[str, str, _Tally]] = {}  # op -> (status, class, tally)
+        self.shapes: dict[tuple[str, tuple[tuple[int, ...], ...]], _Tally] = {}
+        self.module_classes: dict[tuple[str, str], Cost] = {}
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         status = classify_operator(func)
-        flops = operator_flops(func, args, kwargs, out) if status == COUNTED else 0
-        record = self.records.setdefault(str(func), [0, 0, status])
-        record[0] += 1
-        record[1] += flops
+        cost = operator_cost(func, args, kwargs, out) if status == COUNTED else ZERO
+        op_class = _CLASS_OF.get(_base_name(func), "other")
+        name = str(func)
+        _, _, tally = self.operators.setdefault(name, (status, op_class, _Tally()))
+        tally.calls += 1
+        tally.cost = tally.cost + cost
+        if status == COUNTED:
+            shaped = self.shapes.setdefault((name, _input_shapes(args, kwargs)), _Tally())
+            shaped.calls += 1
+            shaped.cost = shaped.cost + cost
+        key = (self.current_module(), op_class)
+        self.module_classes[key] = self.module_classes.get(key, ZERO) + cost
         return out
 
 
+class _ModuleStack:
+    """Which submodule's forward is running: pre/post forward hooks on every submodule
+    keep a stack of qualified names (``always_call`` pops it even when a forward raises)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.names: list[str] = []
+        self.calls: dict[str, int] = {}
+        self.types: dict[str, str] = {}
+        self.order: list[str] = []
+        self._module = module
+
+    def current(self) -> str:
+        return self.names[-1] if self.names else ROOT_MODULE
+
+    def __enter__(self) -> "_ModuleStack":
+        self._handles = []
+        for name, submodule in self._module.named_modules():
+            self.types[name] = type(submodule).__name__
+            self._handles.append(submodule.register_forward_pre_hook(self._push(name)))
+            self._handles.append(submodule.register_forward_hook(self._pop, always_call=True))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+    def _push(self, name: str) -> Callable[..., None]:
+        def hook(_module: nn.Module, _args: Any) -> None:
+            if name not in self.calls:
+                self.order.append(name)
+            self.calls[name] = self.calls.get(name, 0) + 1
+            self.names.append(name)
+
+        return hook
+
+    def _pop(self, _module: nn.Module, _args: Any, _output: Any) -> None:
+        if self.names:
+            self.names.pop()
+
+
 def count_flops(module: nn.Module, inputs: tuple[Tensor, ...] | Tensor) -> FlopCount:
-    """Count the FLOPs and MACs of one forward pass, auditing every ATen operator.
+    """Count the MACs and FLOPs of one forward pass, auditing every ATen operator and
+    attributing each to the submodule it ran in and to its operator class.
 
     The forward runs under ``torch.no_grad`` with the module in whatever mode
     (train/eval) it is in; the counter changes nothing, but a forward in training mode
@@ -745,14 +950,34 @@ def count_flops(module: nn.Module, inputs: tuple[Tensor, ...] | Tensor) -> FlopC
             "count_flops: inputs must be a tuple of tensors (the forward's positional arguments), "
             f"got {type(inputs).__name__}"
         )
-    mode = _AuditMode()
-    with torch.no_grad(), mode:
-        module(*inputs)
+    with _ModuleStack(module) as stack:
+        mode = _AuditMode(stack.current)
+        with torch.no_grad(), mode:
+            module(*inputs)
     operators = tuple(
         sorted(
-            (OperatorCount(op=op, calls=calls, flops=flops, status=status) for op, (calls, flops, status) in mode.records.items()),
+            (OperatorCount(op=op, calls=t.calls, macs=t.cost.macs, flops=t.cost.flops, status=status, op_class=cls)
+             for op, (status, cls, t) in mode.operators.items()),
             key=lambda o: (-o.flops, o.op),
         )
     )
-    total = sum(o.flops for o in operators)
-    return FlopCount(macs=macs_from_flops(total), flops=total, operators=operators)
+    shapes = tuple(ShapeCount(op, shape, t.calls, t.cost.macs, t.cost.flops) for (op, shape), t in mode.shapes.items())
+    return FlopCount(
+        macs=sum(o.macs for o in operators),
+        flops=sum(o.flops for o in operators),
+        operators=operators,
+        modules=_module_counts(stack, mode.module_classes),
+        shapes=shapes,
+    )
+
+
+def _module_counts(stack: _ModuleStack, costs: Mapping[tuple[str, str], Cost]) -> tuple[ModuleCount, ...]:
+    """One ModuleCount per submodule that ran (and the block itself), in first-run order."""
+    names = list(dict.fromkeys([ROOT_MODULE, *stack.order, *(name for name, _ in costs)]))
+    counts = []
+    for name in names:
+        by_class = {c: costs[(name, c)] for c in OP_CLASSES if (name, c) in costs and costs[(name, c)] != ZERO}
+        total = _total(by_class.values())
+        counts.append(ModuleCount(module=name, type=stack.types.get(name, ""), calls=stack.calls.get(name, 0),
+                                  macs=total.macs, flops=total.flops, by_class=by_class))
+    return tuple(counts)

@@ -45,7 +45,7 @@ class ProbeResult:
     """One block trained with one seed: what it reached and what it cost.
 
     ``accuracy`` is the final test accuracy in [0, 1] (None when the run failed);
-    ``params`` (trainable) and ``macs`` and ``flops`` (= 2·MACs) are those of the
+    ``params`` (trainable) and ``macs`` and ``flops`` (≥ 2·MACs) are those of the
     whole probe network (one forward pass of one image), ``uncounted_ops`` the
     operators the counter had no formula for (the MACs are then a lower bound);
     ``steps_per_s`` counts training steps only (not evaluation). ``status`` is "ok"

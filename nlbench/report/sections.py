@@ -135,7 +135,8 @@ def cost_section(sweep: pd.DataFrame, axis: str, several: bool) -> Section:
         return Section(key, title, intro=f"No block was measured at two or more sizes along {what} in this run.")
     intro = ("Log-log, one line per block: measured points (solid), the fitted cost model of "
              "nlbench.fit (dotted) and failed cases as ✕ at the size that failed, placed on the "
-             "extrapolated fit (legend: the status). MACs are multiply-adds; FLOPs = 2·MACs.")
+             "extrapolated fit (legend: the status). MACs are multiply-adds of convolutions, matrix products and FFTs; "
+             "FLOPs = 2·MACs + every other floating-point operation.")
     return Section(key, title, intro=intro, plots=data)
 
 
@@ -361,7 +362,7 @@ def paper_section(sweep: pd.DataFrame, table: Any, run: str, several: bool) -> S
             number_column("paper GMACs", f"G = {g_text}"), number_column("ours GMACs", f"G = {g_text}"),
             number_column("GMACs rel. error", style="signed_percent"), number_column("paper params", "M = 10⁶"),
             number_column("ours params", "M = 10⁶"), number_column("params rel. error", style="signed_percent"),
-            number_column("ours GFLOPs", "2·MACs / 10⁹")]
+            number_column("ours GFLOPs", "all FLOPs / 10⁹")]
     intro = (f"{table.title}. The paper's \"GFLOPs\" are multiply-adds divided by G = {g_text} "
              f"(so they are GMACs in our terms); our cost sums the blocks the paper inserted, one per map. "
              f"Params in millions (10⁶). Relative error = (ours − paper) / paper.")

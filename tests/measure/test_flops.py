@@ -14,19 +14,21 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from nlbench.blocks import create_block, get_spec, list_blocks
 from nlbench.measure.flops import (
-    FFT_FLOPS_FORMULA,
+    FFT_FORMULA,
+    Cost,
     FlopCount,
     OperatorCount,
-    conv_flops,
+    conv_cost,
     count_flops,
-    fft_flops,
+    fft_cost,
     fvcore_macs,
-    macs_from_flops,
-    matmul_flops,
+    matmul_cost,
+    op_class_of,
     pow_flops_per_element,
     ptflops_macs,
-    qr_flops,
+    qr_cost,
 )
+from nlbench.vocabulary import MAC_OP_CLASSES, OP_CLASSES, ROOT_MODULE
 
 
 class Fn(nn.Module):
@@ -65,8 +67,9 @@ def test_conv2d_without_bias_is_out_elements_times_cin_times_kernel() -> None:
 def test_conv2d_bias_adds_one_flop_per_output() -> None:
     conv = nn.Conv2d(4, 6, 3, padding=1, bias=True)
     count = count_flops(conv, (torch.randn(2, 4, 5, 7),))
-    assert count.flops == 2 * 15120 + 420
-    assert count.macs == 15120 + 210
+    assert count.flops == 2 * 15120 + 420  # the bias: one FLOP per output, no MAC
+    assert count.macs == 15120
+    assert count.by_class() == {"conv": Cost(15120, 420)}
 
 
 def test_grouped_and_strided_conv() -> None:
@@ -86,8 +89,11 @@ def test_transposed_and_3d_conv() -> None:
 
 
 def test_conv_formula_function() -> None:
-    assert conv_flops((1, 4, 5, 5), (6, 4, 3, 3), (1, 6, 5, 5)) == 2 * 150 * 36
-    assert conv_flops((1, 4, 5, 5), (6, 4, 3, 3), (1, 6, 5, 5), bias=True) == 2 * 150 * 36 + 150
+    assert conv_cost((1, 4, 5, 5), (6, 4, 3, 3), (1, 6, 5, 5)) == Cost(150 * 36, 0)
+    with_bias = conv_cost((1, 4, 5, 5), (6, 4, 3, 3), (1, 6, 5, 5), bias=True)
+    assert with_bias == Cost(150 * 36, 150) and with_bias.flops == 2 * 150 * 36 + 150
+    # complex: 4 real MACs per complex multiply-add, 2 FLOPs per complex bias add
+    assert conv_cost((1, 4, 5, 5), (6, 4, 1, 1), (1, 6, 5, 5), bias=True, complex_=True) == Cost(4 * 150 * 4, 300)
 
 
 # ------------------------------------------------------------ matrix products
@@ -118,7 +124,9 @@ def test_broadcast_matmul_and_linear() -> None:
     linear = nn.Linear(5, 3)
     count = count_flops(linear, (torch.randn(4, 5),))
     assert op(count, "aten.addmm.default").flops == 2 * 4 * 5 * 3 + 4 * 3
-    assert matmul_flops(4, 5, 3, add=True) == 2 * 60 + 12
+    assert op(count, "aten.addmm.default").macs == 4 * 5 * 3
+    assert matmul_cost(4, 5, 3, add=True) == Cost(60, 12)
+    assert matmul_cost(4, 5, 3, batch=2, complex_=True) == Cost(4 * 120, 0)
 
 
 # ------------------------------------------------------------------------ FFT
@@ -131,6 +139,9 @@ def test_rfft2_and_irfft2_are_2p5_n_log2_n_per_channel() -> None:
     x = torch.randn(1, channels, h, w)
     forward = count_flops(Fn(lambda t: torch.fft.rfft2(t)), (x,))  # "backward": forward unscaled
     assert op(forward, "aten._fft_r2c.default").flops == channels * per_channel == 6720
+    # MACs: n·log2(n) per channel (half a complex FFT's 2·n·log2(n) butterfly multiply-adds)
+    assert op(forward, "aten._fft_r2c.default").macs == channels * n * 7 == 2688
+    assert forward.by_class() == {"fft": Cost(2688, 6720 - 2 * 2688)}
     spectrum = torch.fft.rfft2(x)
     inverse = count_flops(Fn(lambda f: torch.fft.irfft2(f, s=(h, w), norm="forward")), (spectrum,))
     assert op(inverse, "aten._fft_c2r.default").flops == 6720
@@ -148,8 +159,10 @@ def test_complex_fft_is_5_n_log2_n() -> None:
     z = torch.randn(2, 16, dtype=torch.complex64)
     count = count_flops(Fn(lambda t: torch.fft.fft(t)), (z,))
     assert op(count, "aten._fft_c2c.default").flops == 2 * 5 * 16 * 4
-    assert fft_flops(16, 2, real=False) == 640
-    assert "2.5·n·log2(n)" in FFT_FLOPS_FORMULA and "5·n·log2(n)" in FFT_FLOPS_FORMULA
+    # 2 slices · (16/2)·4 butterflies = 64 butterflies, each 4 MACs + a complex subtract (2 FLOPs)
+    assert fft_cost(16, 2, real=False) == Cost(256, 128) and fft_cost(16, 2, real=False).flops == 640
+    assert op(count, "aten._fft_c2c.default").macs == 256
+    assert "2.5·n·log2(n)" in FFT_FORMULA and "5·n·log2(n)" in FFT_FORMULA
 
 
 # ------------------------------------------------- softmax, elementwise, norms
@@ -158,15 +171,15 @@ def test_complex_fft_is_5_n_log2_n() -> None:
 def test_softmax_is_five_flops_per_element() -> None:
     count = count_flops(Fn(lambda t: torch.softmax(t, dim=-1)), (torch.randn(2, 3, 4),))
     assert count.flops == 5 * 24
-    assert count.macs == 60
+    assert count.macs == 0  # not a multiply-add: FLOPs only
+    assert count.by_class() == {"softmax": Cost(0, 120)}
 
 
 def test_elementwise_add_is_one_flop_per_output_element() -> None:
     count = count_flops(Fn(lambda a, b: a + b), (torch.randn(3, 1), torch.randn(1, 4)))
     assert count.flops == 12  # broadcast: 3·4 outputs
-    assert count.macs == 6
-    odd = count_flops(Fn(lambda a: a + 1), (torch.randn(1, 3),))
-    assert odd.flops == 3 and odd.macs == 2 == macs_from_flops(3)
+    assert count.macs == 0
+    assert count.by_class() == {"elementwise": Cost(0, 12)}
 
 
 def test_pow_reductions_and_pooling() -> None:
@@ -187,14 +200,17 @@ def test_batch_norm_eval_vs_training_and_group_norm() -> None:
     assert bn.training, "count_flops must leave the module's mode alone"
     assert flops_of(training) >= 5 * 72
     assert count_flops(nn.GroupNorm(2, 4), (x,)).flops == 5 * 72
+    assert count_flops(nn.GroupNorm(2, 4), (x,)).by_class() == {"norm": Cost(0, 360)}
 
 
 def test_qr_flops() -> None:
     a = torch.randn(6, 6)
     n = 6
     assert count_flops(Fn(lambda t: torch.linalg.qr(t, mode="r")), (a,)).flops == round(4 / 3 * n**3)
-    assert count_flops(Fn(lambda t: torch.linalg.qr(t)), (a,)).flops == round(8 / 3 * n**3)
-    assert qr_flops(10, 4, mode="r") == round(2 * 10 * 16 - 2 * 64 / 3)
+    reduced = count_flops(Fn(lambda t: torch.linalg.qr(t)), (a,))
+    assert reduced.flops == round(8 / 3 * n**3)
+    assert reduced.macs == round(8 / 3 * n**3) // 2  # Householder updates are multiply-adds
+    assert qr_cost(10, 4, mode="r").flops == round(2 * 10 * 16 - 2 * 64 / 3)
 
 
 # ------------------------------------------------------------------ complex
@@ -255,7 +271,14 @@ def test_every_operator_that_ran_is_listed_and_totals_are_consistent() -> None:
     count = count_flops(model, (x,))
     assert {o.op: o.calls for o in count.operators} == recorder.calls
     assert count.flops == sum(count.by_operator().values())
-    assert count.flops == 2 * count.macs
+    assert count.macs == sum(o.macs for o in count.operators)
+    classes = count.by_class()
+    assert sum(c.macs for c in classes.values()) == count.macs
+    assert sum(c.flops for c in classes.values()) == count.flops
+    # conv 3→4, 3×3 on 6×6 → 4×4 outputs; linear 64→2; both batch 2
+    assert classes["conv"] == Cost(2 * 4 * 16 * 27, 2 * 4 * 16)
+    assert classes["matmul"] == Cost(2 * 64 * 2, 2 * 2)
+    assert count.flops == 2 * count.macs + sum(c.extra_flops for c in classes.values())
     flops = [o.flops for o in count.operators]
     assert flops == sorted(flops, reverse=True)
 
@@ -264,7 +287,11 @@ def test_flop_count_rejects_inconsistent_totals_and_bad_inputs() -> None:
     with pytest.raises(ValueError, match="macs"):
         FlopCount(macs=3, flops=10, operators=())
     with pytest.raises(ValueError, match="status"):
-        OperatorCount(op="aten.add.Tensor", calls=1, flops=1, status="maybe")
+        OperatorCount(op="aten.add.Tensor", calls=1, macs=0, flops=1, status="maybe", op_class="elementwise")
+    with pytest.raises(ValueError, match="FLOPs only"):
+        OperatorCount(op="aten.add.Tensor", calls=1, macs=1, flops=2, status="counted", op_class="elementwise")
+    with pytest.raises(ValueError, match="2·macs"):
+        OperatorCount(op="aten.mm.default", calls=1, macs=2, flops=3, status="counted", op_class="matmul")
     with pytest.raises(TypeError, match="tuple of tensors"):
         count_flops(nn.ReLU(), [torch.randn(2)])  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="nn.Module"):
@@ -272,7 +299,8 @@ def test_flop_count_rejects_inconsistent_totals_and_bad_inputs() -> None:
 
 
 def test_nl_paper_configuration_matches_the_analytic_count() -> None:
-    """`nl` at C=256, 64×48: 2·N²·C' + 4·N·C·C' ≈ 2.82e9 MACs (plus softmax, BN, bias)."""
+    """`nl` at C=256, 64×48: MACs are exactly 2·N²·C' + 4·N·C·C' (the two products and
+    the four 1×1 convolutions); softmax, BN and the biases are FLOPs only."""
     if "nl" not in list_blocks():
         pytest.skip("nl is not registered yet")
     n, c, inner = 64 * 48, 256, 128
@@ -281,7 +309,11 @@ def test_nl_paper_configuration_matches_the_analytic_count() -> None:
     x = torch.randn(1, c, 64, 48)
     count = count_flops(block, (x,))
     assert count.uncounted_ops == ()
-    assert analytic <= count.macs <= 1.02 * analytic
+    assert count.macs == analytic
+    softmax = 5 * n * n
+    biases = 3 * n * inner + n * c
+    assert count.by_class()["softmax"] == Cost(0, softmax)
+    assert count.by_class()["conv"] == Cost(4 * n * c * inner, biases)
 
 
 # --------------------------------------------------------- external counters
@@ -379,3 +411,92 @@ def test_block_variants_are_fully_counted(name: str, options: dict[str, object])
     count = count_flops(block, (x,))
     assert count.uncounted_ops == ()
     assert count.macs > 0
+
+
+# --------------------------------------------------------------- attribution
+
+
+class _Parent(nn.Module):
+    """A child conv, then a product in the parent's own forward, then a child norm."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(4, 2, 1, bias=False)
+        self.inner = nn.Sequential(nn.BatchNorm2d(4), nn.ReLU())
+
+    def forward(self, x: Tensor) -> Tensor:
+        p = self.proj(x).flatten(2)  # (1, 2, 9)
+        gram = torch.bmm(p, p.transpose(1, 2))  # (1, 2, 2): 2·2·9 MACs, in the parent
+        return self.inner(x) + gram.sum()
+
+
+def test_operators_are_attributed_to_the_innermost_module() -> None:
+    model = _Parent().eval()
+    count = count_flops(model, (torch.randn(1, 4, 3, 3),))
+    modules = {m.module: m for m in count.modules}
+    assert list(modules) == [ROOT_MODULE, "proj", "inner", "inner.0", "inner.1"]
+    assert modules["proj"].by_class == {"conv": Cost(2 * 9 * 4, 0)} and modules["proj"].type == "Conv2d"
+    assert modules["inner.0"].by_class == {"norm": Cost(0, 2 * 36)}  # eval BN: scale and shift
+    assert modules["inner.1"].by_class == {"elementwise": Cost(0, 36)}
+    assert modules["inner"].flops == 0  # a container does nothing itself
+    # the parent's own work: the bmm, the sum (18 inputs) and the broadcast add (36 outputs)
+    assert modules[ROOT_MODULE].by_class == {"matmul": Cost(36, 0), "elementwise": Cost(0, 36), "other": Cost(0, 4)}
+    assert sum(m.macs for m in count.modules) == count.macs
+    assert sum(m.flops for m in count.modules) == count.flops
+    assert all(m.calls == 1 for m in count.modules)
+
+
+def test_a_module_called_twice_accumulates_and_hooks_are_removed() -> None:
+    conv = nn.Conv2d(3, 3, 1, bias=False)
+    model = Fn(lambda t: conv(conv(t)))
+    model.conv = conv
+    count = count_flops(model, (torch.randn(1, 3, 2, 2),))
+    shared = next(m for m in count.modules if m.module == "conv")
+    assert shared.calls == 2 and shared.macs == 2 * 4 * 3 * 3
+    assert not conv._forward_hooks and not conv._forward_pre_hooks
+
+
+def test_a_forward_that_raises_leaves_no_hooks_behind() -> None:
+    class Broken(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(2, 2, 1)
+
+        def forward(self, x: Tensor) -> Tensor:
+            self.conv(x)
+            raise RuntimeError("boom")
+
+    model = Broken()
+    with pytest.raises(RuntimeError, match="boom"):
+        count_flops(model, (torch.randn(1, 2, 2, 2),))
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+
+def test_counted_calls_are_kept_per_input_shapes() -> None:
+    count = count_flops(Fn(lambda a, b: torch.bmm(a, b) @ torch.bmm(a, b).transpose(1, 2)),
+                        (torch.randn(2, 3, 4), torch.randn(2, 4, 5)))
+    by_shape = {(s.op, s.input_shapes): s for s in count.shapes}
+    first = by_shape[("aten.bmm.default", ((2, 3, 4), (2, 4, 5)))]
+    assert first.calls == 2 and first.macs == 2 * 2 * 3 * 4 * 5
+    assert sum(s.macs for s in count.shapes) == count.macs
+    assert sum(s.flops for s in count.shapes) == count.flops
+
+
+def test_record_columns_carry_the_attribution() -> None:
+    columns = count_flops(_Parent().eval(), (torch.randn(1, 4, 3, 3),)).columns()
+    assert set(columns["cost_by_class"]) <= set(OP_CLASSES)
+    assert columns["cost_by_class"]["matmul"] == {"macs": 36, "flops": 72}
+    assert sum(m["flops"] for m in columns["cost_by_module"]) == columns["flops"]
+    assert all(o["macs"] == 0 for o in columns["operators"] if o["op_class"] not in MAC_OP_CLASSES)
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("aten.convolution.default", "conv"), ("aten::conv2d", "conv"), ("aten::mkldnn_convolution", "conv"),
+    ("aten::einsum", "matmul"), ("aten.bmm.default", "matmul"), ("aten::fft_rfft2", "fft"),
+    ("aten::_fft_c2r", "fft"), ("aten::_softmax", "softmax"), ("aten::add_", "elementwise"),
+    ("aten::batch_norm", "norm"), ("aten::native_batch_norm_backward", "norm"),
+    ("aten::convolution_backward", "conv"), ("aten::copy_", "other"), ("aten::sum", "other"),
+    ("nlbench.something", "other"),
+])
+def test_operator_classes_by_name(name: str, expected: str) -> None:
+    assert op_class_of(name) == expected

@@ -56,7 +56,7 @@ def test_quick_probe_runs_identity_and_local() -> None:
         assert result.task == "same_pair" and result.steps == QUICK_CONFIG.steps
         assert 0.0 <= result.accuracy <= 1.0
         assert result.steps_per_s > 0 and result.params > 0 and result.macs > 0
-        assert result.flops == 2 * result.macs or result.flops == 2 * result.macs - 1
+        assert result.flops > 2 * result.macs  # multiply-adds, plus the norms, ReLUs and biases
         assert result.learning_curve[-1].step == QUICK_CONFIG.steps
         assert result.learning_curve[-1].test_accuracy == result.accuracy
         assert all(math.isfinite(p.train_loss) for p in result.learning_curve)
