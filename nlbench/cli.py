@@ -127,6 +127,27 @@ def build_parser() -> argparse.ArgumentParser:
                          help="import MODULE so its blocks can be probed (repeatable)")
     p_probe.add_argument("--report", action="store_true", help="write the run's report when done")
     p_probe.set_defaults(handler=cmd_probe)
+
+    p_profile = sub.add_parser(
+        "profile", help="torch.profiler traces (TensorBoard, Perfetto) and per-operator / per-module tables",
+        description="Profile each block at one input shape: a TensorBoard profiler run, a Perfetto trace, "
+                    "ops.csv, modules.csv, folded stacks and profile.json per case (docs/profile.md). "
+                    "Exit 0: every case profiled; 1: some case failed (recorded, the others still ran); 2: bad input.")
+    p_profile.add_argument("--blocks", required=True, help="names or wildcards, comma-separated (or 'all')")
+    p_profile.add_argument("--channels", type=int, default=64, help="C (default 64)")
+    p_profile.add_argument("--size", default="64", metavar="H[xW]", help="spatial size: H or HxW (default 64)")
+    p_profile.add_argument("--batch", type=int, default=1, help="B (default 1)")
+    p_profile.add_argument("--frames", type=int, default=None, help="T for video input (video blocks only)")
+    p_profile.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="default cpu")
+    p_profile.add_argument("--backward", action="store_true",
+                           help="profile forward + sum loss + backward in train mode (default: forward, eval)")
+    p_profile.add_argument("--steps", type=int, default=3, help="profiled (active) steps per case (default 3)")
+    p_profile.add_argument("--threads", type=int, default=None,
+                           help="torch.set_num_threads for the profile (default: leave the process's count)")
+    p_profile.add_argument("--out", type=Path, default=None, help="output directory (default: profiles/<timestamp>)")
+    p_profile.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                           help="import MODULE so its blocks can be profiled (repeatable)")
+    p_profile.set_defaults(handler=cmd_profile)
     return parser
 
 
@@ -450,6 +471,144 @@ def cmd_probe(args: argparse.Namespace) -> int:
     if args.report:
         print_report_paths([run_dir], Path("reports"), ("md", "html"))
     return 0
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``--size``: ``H`` (square) or ``HxW``, positive integers."""
+    from nlbench.suite import SuiteError
+
+    parts = text.lower().replace("×", "x").split("x")
+    if len(parts) in (1, 2) and all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        height, width = int(parts[0]), int(parts[-1])
+        return height, width
+    raise SuiteError("(command line)", "--size", "H or HxW (positive integers, e.g. 64 or 32x48)", text)
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from nlbench.blocks import get_spec, load_plugin, resolve_blocks
+    from nlbench.case import Case
+    from nlbench.measure.latency import intra_op_threads
+    from nlbench.suite import SuiteError
+
+    for module in args.plugin:
+        load_plugin(module)
+    for flag, value, minimum in (("--channels", args.channels, 1), ("--batch", args.batch, 1),
+                                 ("--steps", args.steps, 1), ("--frames", args.frames, 1),
+                                 ("--threads", args.threads, 1)):
+        if value is not None and value < minimum:
+            raise SuiteError("(command line)", flag, f"an integer ≥ {minimum}", value)
+    height, width = parse_size(args.size)
+    if not [p for p in args.blocks.split(",") if p.strip()]:
+        raise SuiteError("(command line)", "--blocks", "at least one block name or wildcard", args.blocks)
+    blocks = resolve_blocks(args.blocks)
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            say("[bold red]error:[/] --device cuda: CUDA is not available here (torch {}, no CUDA device); "
+                "profile on the CPU with --device cpu", torch.__version__)
+            return 2
+    if args.frames is not None:
+        still_images = [b for b in blocks if not get_spec(b).supports_video]
+        for block in still_images:
+            say("[yellow]skipped[/] {}: it takes no video input (--frames)", block)
+        blocks = [b for b in blocks if b not in still_images]
+        if not blocks:
+            raise SuiteError("(command line)", "--blocks", "at least one block that takes video input (--frames)",
+                             args.blocks)
+    out = args.out or Path("profiles") / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    cases = [Case(block, args.channels, height, width, batch=args.batch, frames=args.frames, device=args.device)
+             for block in blocks]
+    say("[bold]profile[/]: {} cases, {} per case → {}", len(cases),
+        f"{args.steps} steps of forward+backward" if args.backward else f"{args.steps} steps of forward", out)
+    failed = 0
+    with intra_op_threads(args.threads):
+        for case in cases:
+            result = profile_one(case, out, backward=args.backward, active=args.steps)
+            failed += not result.ok
+            print_profile_result(result)
+    say("\nopen the traces: [bold]tensorboard --logdir {}[/] (one run per case; needs the {} extra: {})", out,
+        "profile", "pip install 'nlbench[profile]'")
+    say("or load a case's [bold]trace.json.gz[/] at https://ui.perfetto.dev (chrome://tracing works too); "
+        "stacks.txt is folded stacks for flamegraph.pl or https://speedscope.app")
+    if failed:
+        say("[red]{} of {} cases failed[/] (see their profile.json)", failed, len(cases))
+    return 1 if failed else 0
+
+
+def profile_one(case, out: Path, *, backward: bool, active: int):
+    """Profile one case after a one-line progress note (no spinner: the profiler traces
+    every Python thread, and a spinner's would show up in the trace and the stacks)."""
+    from nlbench.profile import profile_case
+
+    say("[dim]profiling {} …[/]", case.label)
+    return profile_case(case, out, backward=backward, active=active)
+
+
+def print_profile_result(result, *, top: int = 8) -> None:
+    """One case: its totals, its top operators by self time, its modules, its files."""
+    from nlbench.report.formatting import short_count
+    from nlbench.vocabulary import STATUS_CELL
+
+    case = result.case
+    if not result.ok:
+        say("[bold red]{}[/] {}: {}", case.label, STATUS_CELL.get(result.status, result.status), result.error)
+        if "summary" in result.files:
+            say("  details: {}", result.files["summary"])
+        return
+    backward = result.settings.backward
+    parts = [f"step {result.step_ms:.3f} ms" if result.step_ms is not None else None,
+             f"forward {result.fwd_ms:.3f} ms" if result.fwd_ms is not None else None,
+             f"backward {result.bwd_ms:.3f} ms" if result.bwd_ms is not None else None,
+             f"{short_count(result.macs)} MACs, {short_count(result.flops)} FLOPs per forward"]
+    say("\n[bold]{}[/]: {} (per step, {} steps, under the profiler)", case.label,
+        ", ".join(p for p in parts if p), result.steps)
+
+    def ms(value) -> str:
+        return "—" if value is None else f"{value:.3f}"
+
+    ops = Table(title=Text(f"top {top} operators by self CPU time"), title_justify="left")
+    headers = (["phase"] if backward else []) + ["operator", "class", "input shapes", "calls", "self ms", "total ms",
+                                                 "MACs"]
+    for header in headers:
+        ops.add_column(header, justify="left" if header in ("phase", "operator", "class", "input shapes") else "right",
+                       overflow="fold")
+    for row in result.top_operators(top):
+        cells = ([row.phase] if backward else []) + [row.operator, row.op_class, compact_shapes(row.input_shapes),
+                                                     f"{row.calls_per_step:g}", ms(row.self_cpu_ms),
+                                                     ms(row.total_cpu_ms), "" if row.macs is None else short_count(row.macs)]
+        ops.add_row(*map(Text, cells))
+    console.print(ops)
+    modules = Table(title=Text("modules (self = without child modules)"), title_justify="left")
+    headers = ["module", "type", "fwd self ms", "fwd total ms", "fwd share"] + (
+        ["bwd self ms", "bwd share"] if backward else []) + ["FLOPs self", "FLOPs share"]
+    for header in headers:
+        modules.add_column(header, justify="left" if header in ("module", "type") else "right", overflow="fold")
+
+    def pct(value) -> str:
+        return "—" if value is None else f"{100 * value:.1f} %"
+
+    for row in result.modules:
+        cells = [row.label, row.type, ms(row.fwd_self_ms), ms(row.fwd_total_ms), pct(row.fwd_self_share)] + (
+            [ms(row.bwd_self_ms), pct(row.bwd_self_share)] if backward else []) + [short_count(row.flops),
+                                                                                   pct(row.flops_share)]
+        modules.add_row(*map(Text, cells))
+    console.print(modules)
+    say("  files: {} ({})", result.directory, ", ".join(sorted(p.name for p in result.files.values())))
+    if result.stacks_note:
+        say("  [yellow]stacks.txt[/]: {}", result.stacks_note)
+
+
+def compact_shapes(text: str) -> str:
+    """An ops.csv input-shapes cell as a terminal reads it best: the tensors' shapes
+    only, ``1×64×32, 1×32×64`` (the CSV keeps the profiler's full list)."""
+    try:
+        shapes = json.loads(text)
+    except ValueError:
+        return text
+    return ", ".join("×".join(map(str, s)) for s in shapes if isinstance(s, list) and s)
 
 
 def print_probe_summary(run_dir: Path) -> None:

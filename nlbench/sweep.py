@@ -69,9 +69,11 @@ class SweepResult:
     statuses: dict[str, int]
 
 
-def case_settings(suite: Suite) -> CaseSettings:
-    """The per-case settings of a suite: its measurements, sampling and limits, unchanged."""
-    return CaseSettings(measure=suite.measure, sampling=suite.latency, limits=suite.limits)
+def case_settings(suite: Suite, artifacts_dir: Path | str | None = None) -> CaseSettings:
+    """The per-case settings of a suite: its measurements, sampling and limits, unchanged;
+    ``artifacts_dir`` (the run directory, made absolute) is where file-writing measurers write."""
+    return CaseSettings(measure=suite.measure, sampling=suite.latency, limits=suite.limits,
+                        artifacts_dir=str(Path(artifacts_dir).resolve()) if artifacts_dir is not None else None)
 
 
 def estimate_peak_bytes(case: Case) -> int:
@@ -202,7 +204,7 @@ def run_sweep(suite: Suite, run_dir: Path, *, only_blocks: list[str] | None = No
     measurement. Each finished case is appended to the store before the next starts.
     """
     cases = suite.cases(only_blocks=only_blocks, device=device)
-    settings = case_settings(suite)
+    settings = case_settings(suite, artifacts_dir=run_dir)
     statuses: dict[str, int] = {}
     with store.writer_lock(run_dir):
         done = store.finished_case_ids(run_dir)

@@ -35,6 +35,9 @@ class CaseSettings:
     ``deadline`` is the ``time.perf_counter()`` reading by which the case must be
     done; the runner sets it when the case starts (None: no limit). ``round_index`` is
     the sweep round the latency samples are taken in (see ``latency.rounds``).
+    ``artifacts_dir`` is the run directory measurers that write files (``profile``)
+    write under; the sweep sets it (a plain string: the settings travel to the
+    measuring worker process), None when there is no run directory.
     """
 
     measure: tuple[str, ...]
@@ -42,6 +45,7 @@ class CaseSettings:
     limits: Limits = field(default_factory=Limits)
     deadline: float | None = None
     round_index: int = 0
+    artifacts_dir: str | None = None
 
     def remaining_s(self) -> float | None:
         """Seconds left before the case's deadline (None: no limit); raises

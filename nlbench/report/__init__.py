@@ -18,17 +18,19 @@ from nlbench.paper import paper_comparison
 from nlbench.report.assemble import assemble_report, build_report, report_id
 from nlbench.report.compare import compare_runs
 from nlbench.report.model import (
-    Column, FailedPoint, Heatmap, Interval, Plot, PlotData, Report, Section, Series, Table,
+    BarPanel, Column, FailedPoint, Heatmap, Interval, Plot, PlotData, Report, Section, Series, Stack, Table,
 )
 from nlbench.report.plots import render_png
 from nlbench.report.prose import summary_findings
 from nlbench.report.render import render_html, render_markdown, render_plots, write_report
-from nlbench.report.tables import counter_comparison, delta_vs_identity, latency_noise, probe_summary
+from nlbench.report.tables import (
+    attributed_cases, counter_comparison, delta_vs_identity, latency_noise, module_costs, probe_summary,
+)
 from nlbench.suite import read_paper_table
 
 __all__ = [
-    "Column", "FailedPoint", "Heatmap", "Interval", "Plot", "PlotData", "Report", "Section", "Series", "Table",
-    "assemble_report", "build_report", "compare_runs", "counter_comparison", "delta_vs_identity", "latency_noise",
-    "paper_comparison", "probe_summary", "read_paper_table", "render_html", "render_markdown", "render_plots",
-    "render_png", "report_id", "summary_findings", "write_report",
+    "BarPanel", "Column", "FailedPoint", "Heatmap", "Interval", "Plot", "PlotData", "Report", "Section", "Series",
+    "Stack", "Table", "assemble_report", "attributed_cases", "build_report", "compare_runs", "counter_comparison",
+    "delta_vs_identity", "latency_noise", "module_costs", "paper_comparison", "probe_summary", "read_paper_table",
+    "render_html", "render_markdown", "render_plots", "render_png", "report_id", "summary_findings", "write_report",
 ]

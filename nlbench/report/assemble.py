@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from nlbench import store
+from nlbench.counter_gaps import counter_class_gaps
 from nlbench.fit import crossovers, fit_run
 from nlbench.report import sections
 from nlbench.report.model import Report
@@ -128,12 +129,13 @@ def assemble_report(
     parts = [
         sections.environment_section(sweep, probes, manifests, order),
         sections.cost_section(sweep, "N", several),
+        sections.attribution_section(sweep, manifests, order, several),
         sections.cost_section(sweep, "C", several),
         sections.verdict_section(fits, several),
         sections.crossover_section(crossings, several),
         sections.delta_section(sweep, several),
         sections.failure_section(sweep, several),
-        sections.counter_section(counters, several),
+        sections.counter_section(counters, several, gaps=counter_class_gaps(sweep)),
     ]
     for run in order:
         table = paper_tables.get(run)

@@ -84,6 +84,17 @@ def scaled(value: Any, factor: float, digits: int = 3) -> str:
     return num(v / factor if math.isfinite(v) else v, digits)
 
 
+def short_count(value: Any, digits: int = 3) -> str:
+    """A count with its own decimal prefix, for a label where no column names the unit:
+    ``1.51 M``, ``820 k``, ``12``; "—" when missing."""
+    v = as_float(value)
+    if not math.isfinite(v):
+        return "—"
+    v = float(f"{v:.{digits}g}")  # round first, so 999 999 reads "1 M", not "1e+03 k"
+    factor, prefix, _ = pick_prefix([v])
+    return f"{num(v / factor, digits)} {prefix}".rstrip()
+
+
 def signed(value: Any, factor: float = 1.0, digits: int = 3) -> str:
     """A signed difference (``+1.2``, ``−0.5``)."""
     v = as_float(value)

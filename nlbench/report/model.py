@@ -168,7 +168,7 @@ class Table:
 # Plot data
 # ----------------------------------------------------------------------------------
 
-PLOT_KINDS: tuple[str, ...] = ("cost", "pareto", "heatmaps")
+PLOT_KINDS: tuple[str, ...] = ("cost", "pareto", "heatmaps", "stacked")
 
 
 @dataclass(frozen=True)
@@ -218,12 +218,40 @@ class Heatmap:
 
 
 @dataclass(frozen=True)
+class Stack:
+    """One layer of a stacked bar chart: its label and its height on each bar (NaN: no bar)."""
+
+    label: str
+    values: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class BarPanel:
+    """One panel of a stacked-bar grid: a title, the bars' category labels, the stacks
+    (bottom first, every panel of a plot in the same order), the text written above each
+    bar (the total a share is of) and in place of a bar that has no data (a status)."""
+
+    label: str
+    categories: tuple[str, ...]
+    stacks: tuple[Stack, ...]
+    above: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        n = len(self.categories)
+        for name, values in (("above", self.above), ("missing", self.missing),
+                             *((f"stack {s.label!r}", s.values) for s in self.stacks)):
+            if values and len(values) != n:
+                raise ValueError(f"bar panel {self.label!r}: {name} has {len(values)} values for {n} bars")
+
+
+@dataclass(frozen=True)
 class LegendEntry:
     """One legend line and what it stands for: a series (``series`` is its index), its
     failed points of one ``status``, the Pareto front, or the fitted-model line style."""
 
     label: str
-    role: str  # "series" | "failed" | "front" | "fit" | "panel" | "warned"
+    role: str  # "series" | "failed" | "front" | "fit" | "panel" | "warned" | "stack"
     series: int = -1
     status: str = ""
 
@@ -251,8 +279,9 @@ def failed_by_status(series: Series) -> dict[str, tuple[FailedPoint, ...]]:
 @dataclass(frozen=True)
 class PlotData:
     """Everything drawn in one plot (log-log unless ``logx``/``logy`` say otherwise):
-    lines per block (``cost``), points with a front (``pareto``) or a grid of heat
-    maps (``heatmaps``). Pure data: :func:`nlbench.report.plots.render_png` draws it."""
+    lines per block (``cost``), points with a front (``pareto``), a grid of heat
+    maps (``heatmaps``) or a grid of stacked-bar panels (``stacked``). Pure data:
+    :func:`nlbench.report.plots.render_png` draws it."""
 
     key: str
     title: str
@@ -265,6 +294,7 @@ class PlotData:
     kind: str = "cost"
     front: tuple[tuple[float, float], ...] = ()
     heatmaps: tuple[Heatmap, ...] = ()
+    panels: tuple[BarPanel, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in PLOT_KINDS:
@@ -275,6 +305,9 @@ class PlotData:
         """The legend, in drawing order: each block, then its failures; the front; the fit style."""
         if self.kind == "heatmaps":
             return tuple(LegendEntry(panel.label, "panel", number) for number, panel in enumerate(self.heatmaps))
+        if self.kind == "stacked":  # one shared legend: every stack label, in stacking order
+            labels = dict.fromkeys(stack.label for panel in self.panels for stack in panel.stacks)
+            return tuple(LegendEntry(label, "stack") for label in labels)
         entries = []
         for number, series in enumerate(self.series):
             if series.x:

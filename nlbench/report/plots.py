@@ -2,7 +2,7 @@
 (no pyplot state, no display).
 
 Building the data (:func:`cost_plot_data`, :func:`pareto_plot_data`,
-:func:`heatmap_plot_data`) is pure pandas/numpy — the report's assembly calls it; the
+:func:`heatmap_plot_data`, :func:`attribution_plot_data`) is pure pandas/numpy — the report's assembly calls it; the
 fitted lines are :func:`nlbench.fit.fit_series`'s term models. Drawing
 (:func:`render_png`) is called only by the renderer (:mod:`nlbench.report.render`), and
 imports matplotlib only when it runs.
@@ -13,15 +13,20 @@ from __future__ import annotations
 import io
 import math
 import re
+import textwrap
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from nlbench.fit import fit_series
-from nlbench.report.formatting import as_float, block_label, is_missing, size_text
-from nlbench.report.model import FailedPoint, Heatmap, Plot, PlotData, Series, failed_by_status
-from nlbench.vocabulary import AXES, AXIS_LABELS, LATENCY_METRICS, METRICS, STATUS_OK, Metric
+from nlbench.report.formatting import as_float, block_label, is_missing, short_count, size_text
+from nlbench.report.model import BarPanel, FailedPoint, Heatmap, Plot, PlotData, Series, Stack, failed_by_status
+from nlbench.report.tables import attributed_cases, is_attributed, share_column
+from nlbench.vocabulary import (
+    AXES, AXIS_LABELS, LATENCY_METRICS, MAC_OP_CLASSES, METRICS, OP_CLASSES, STATUS_CELL, STATUS_OK, Metric,
+    class_cost_column,
+)
 from nlbench.vocabulary import metric as metric_named
 
 
@@ -241,6 +246,90 @@ def heatmap_plot_data(key: str, title: str, panels: tuple[tuple[str, Any], ...])
                     heatmaps=maps)
 
 
+def attribution_group(sweep: pd.DataFrame) -> tuple[dict[str, Any], pd.DataFrame, int] | None:
+    """The group of cases at one fixed C (and frames, batch, device, dtype: the resolution
+    axis, fixed as the cost plots fix it) with the most cases attributed to operator
+    classes, then the most sizes; with its sweep cases (failed ones included) and how many
+    other groups have attributed cases. None when no case is attributed."""
+    if sweep.empty:
+        return None
+    keys = _fixed_keys("N")
+    candidates = []
+    for key, group in sweep.groupby(keys, sort=True, dropna=False):
+        attributed = group.loc[is_attributed(group)]
+        if len(attributed):
+            candidates.append((len(attributed), attributed["positions"].nunique(), dict(zip(keys, key)), group))
+    if not candidates:
+        return None
+    candidates.sort(key=lambda item: (-item[0], -item[1]))
+    _, _, fixed, group = candidates[0]
+    return fixed, group, len(candidates) - 1
+
+
+def _size_texts(frame: pd.DataFrame) -> pd.Series:
+    """Each case's size as text (``12×10``, ``T4·8×8``): what tells one bar from another."""
+    return pd.Series([size_text(h, w, f) for h, w, f in zip(frame["height"], frame["width"], frame["frames"])],
+                     index=frame.index, dtype=object)
+
+
+def attribution_plot_data(group: pd.DataFrame, fixed: dict[str, Any], *,
+                          several_runs: bool = False) -> tuple[PlotData, ...]:
+    """Where each block's FLOPs go as N grows: one panel per block (and options, and run
+    when ``several_runs``) of ``group`` (:func:`attribution_group`), one bar per size of
+    the group, stacked by operator class (:data:`~nlbench.vocabulary.OP_CLASSES` order) as
+    shares of the case's FLOPs, the total written above each bar. Shares, not absolute
+    FLOPs: totals span orders of magnitude across sizes and blocks. A size a block has no
+    attribution at shows its status instead of a bar; a block with no FLOPs at any
+    attributed size (``identity``) gets no panel and is named in the note."""
+    shares = attributed_cases(group)
+    if shares.empty:
+        return ()
+    group = group.assign(_size=_size_texts(group))
+    shares = shares.assign(_size=_size_texts(shares))
+    sizes = group.drop_duplicates("_size").sort_values(["positions", "height"], kind="stable")
+    categories = tuple(f"{size}\nN={int(as_float(n))}" for size, n in zip(sizes["_size"], sizes["positions"]))
+    classes = [c for c in OP_CLASSES if shares[class_cost_column("flops", c)].sum() > 0]
+    panels, no_flops = [], []
+    for (run, block, options), rows in group.groupby(["run", "block", "options"], sort=True, dropna=False):
+        several_options = group.loc[group["block"] == block, "options"].nunique() > 1
+        label = block_label(block, options if several_options or options != "{}" else None,
+                            str(run) if several_runs else None)
+        attributed = shares.loc[(shares["run"] == run) & (shares["block"] == block) & (shares["options"] == options)]
+        if attributed.empty:
+            continue  # failed at every size: the failures section says so
+        counted = attributed.loc[attributed["attributed_flops"] > 0].drop_duplicates("_size").set_index("_size")
+        if counted.empty:
+            no_flops.append(label)
+            continue
+        failed = rows.loc[rows["status"] != STATUS_OK].drop_duplicates("_size").set_index("_size")["status"]
+        present = set(rows["_size"])
+        values: dict[str, list[float]] = {c: [] for c in classes}
+        above, missing = [], []
+        for size in sizes["_size"]:
+            case = counted.loc[size] if size in counted.index else None
+            for c in classes:
+                values[c].append(float(case[share_column("flops", c)]) if case is not None else math.nan)
+            above.append(short_count(case["attributed_flops"]) if case is not None else "")
+            if case is not None or size not in present:
+                missing.append("")  # a bar, or a size this block was not run at
+            elif size in failed.index:
+                missing.append(STATUS_CELL.get(failed[size], failed[size]))
+            else:
+                missing.append("not counted")
+        panels.append(BarPanel(label, categories, tuple(Stack(c, tuple(values[c])) for c in classes),
+                               tuple(above), tuple(missing)))
+    if not panels:
+        return ()
+    fixed_text = _fixed_text("N", fixed)
+    note = f"No FLOPs at any size (no panel): {', '.join(no_flops)}." if no_flops else ""
+    return (PlotData(
+        key=_slug(f"cost-attribution-{fixed_text}"),
+        title=f"Where the FLOPs go: share by operator class vs N ({fixed_text}); total FLOPs above each bar",
+        xlabel="H×W and N = H·W positions", ylabel="share of the case's FLOPs [%]",
+        logx=False, logy=False, kind="stacked", panels=tuple(panels), note=note,
+    ),)
+
+
 # ----------------------------------------------------------------------------------
 # Drawing (called by the renderer)
 # ----------------------------------------------------------------------------------
@@ -259,6 +348,8 @@ def render_png(data: PlotData, *, dpi: int = 100) -> Plot:
 def _render(data: PlotData, *, dpi: int) -> Plot:
     if data.kind == "heatmaps":
         return _render_heatmaps(data, dpi=dpi)
+    if data.kind == "stacked":
+        return _render_stacked(data, dpi=dpi)
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -337,6 +428,69 @@ def _render_heatmaps(data: PlotData, *, dpi: int) -> Plot:
     figure.suptitle(data.title + " (log10 of normalised |gradient|, −6 … 0)", fontsize=9)
     figure.tight_layout()
     return Plot(data, _png(figure, dpi), data.legend)
+
+
+#: One colour per operator class, the same in every report (colour-blind-safe "Tableau 10"
+#: hues); the classes that count in FLOPs only are drawn hatched, so MAC classes stand out.
+OP_CLASS_COLOURS: dict[str, str] = {
+    "conv": "#4e79a7", "matmul": "#f28e2b", "fft": "#59a14f", "softmax": "#e15759",
+    "elementwise": "#b07aa1", "norm": "#9c755f", "other": "#bab0ac",
+}
+
+
+def _render_stacked(data: PlotData, *, dpi: int) -> Plot:
+    """A grid of small stacked-bar panels (shares, 0–100 %) with one shared legend below."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    panels = data.panels
+    bars = max((len(p.categories) for p in panels), default=1)
+    columns = max(1, min(len(panels), 4 if bars <= 4 else 3 if bars <= 6 else 2))
+    rows = -(-len(panels) // columns) or 1
+    width = max(2.6, 0.42 * bars + 0.9)
+    figure = Figure(figsize=(width * columns + 0.6, 2.45 * rows + 0.9), dpi=dpi, layout="constrained")
+    FigureCanvasAgg(figure)
+    labels = [entry.label for entry in data.legend_entries]
+
+    def style(label: str) -> dict[str, Any]:
+        flops_only = label not in MAC_OP_CLASSES
+        return {"facecolor": OP_CLASS_COLOURS.get(label, "#888888"), "edgecolor": "white", "linewidth": 0.5,
+                "hatch": "////" if flops_only else None}
+
+    with matplotlib.rc_context({"hatch.color": "white", "hatch.linewidth": 0.6}):
+        for number, panel in enumerate(panels):
+            axes = figure.add_subplot(rows, columns, number + 1)
+            x = np.arange(len(panel.categories))
+            bottom = np.zeros(len(x))
+            for stack in panel.stacks:
+                heights = np.nan_to_num(np.asarray(stack.values, dtype=float) * 100.0)
+                axes.bar(x, heights, bottom=bottom, width=0.72, **style(stack.label))
+                bottom += heights
+            for i, text in enumerate(panel.above):
+                if text:
+                    axes.text(x[i], 101.5, text, ha="center", va="bottom", fontsize=6.5, color="0.2")
+            for i, text in enumerate(panel.missing):
+                if text:
+                    axes.text(x[i], 3, text, ha="center", va="bottom", rotation=90, fontsize=7, color="#b3261e")
+            axes.set_xlim(-0.6, len(x) - 0.4)
+            axes.set_ylim(0, 112)
+            axes.set_yticks([0, 25, 50, 75, 100])
+            axes.tick_params(axis="y", labelsize=7)
+            axes.set_xticks(x, panel.categories, fontsize=6.5)
+            axes.set_title(panel.label, fontsize=9)
+            axes.grid(True, axis="y", alpha=0.3)
+            axes.set_axisbelow(True)
+            if number % columns == 0:
+                axes.set_ylabel(data.ylabel, fontsize=7.5)
+        if labels:
+            handles = [Patch(label=label, **style(label)) for label in labels]
+            figure.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=8, frameon=False,
+                          handlelength=1.6)
+        # ~13 characters of 10-pt text per inch: wrap the title to the figure's width
+        figure.suptitle(textwrap.fill(data.title, int(figure.get_figwidth() * 13)), fontsize=10)
+        return Plot(data, _png(figure, dpi), data.legend)
 
 
 def _png(figure: Any, dpi: int) -> bytes:

@@ -77,9 +77,11 @@ def data_uri(plot: Plot) -> str:
 
 
 def md_escape(text: object) -> str:
-    """Text safe inside a markdown paragraph or table cell: no raw HTML, no cell breaks."""
+    """Text safe inside a markdown paragraph or table cell: no raw HTML, no cell breaks, no
+    inline link or image (``[x](url)``, ``![x](url)``: the page would link or load it)."""
     value = str(text).replace("\r", " ").replace("\n", " ")
     value = value.replace("<", "&lt;")  # no raw HTML tag can start
+    value = value.replace("](", "]\\(")  # "[text](url)" stays text
     return value.replace("|", "\\|")
 
 

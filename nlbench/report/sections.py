@@ -11,23 +11,28 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from nlbench.counter_gaps import COUNTER_TOOLS
 from nlbench.paper import paper_comparison
 from nlbench.report import prose
 from nlbench.report.compare import compare_runs
 from nlbench.report.formatting import (
-    as_float, block_label, case_text, first_line, is_missing, metric_label, num, pick_prefix, prefixed_unit,
+    as_float, block_label, case_text, first_line, is_missing, metric_label, num, percent, pick_prefix, prefixed_unit,
     size_text,
 )
 from nlbench.report.model import Cell, Column, Interval, Section, Table, number_column, text_column
-from nlbench.report.plots import cost_plot_data, heatmap_plot_data, pareto_plot_data, rate_plot_data
-from nlbench.report.tables import (
-    NOISE_MIN_MS, delta_vs_identity, failed_cases, latency_noise, memory_limits,
-    noisiest_cases, probe_summary,
+from nlbench.report.plots import (
+    attribution_group, attribution_plot_data, cost_plot_data, heatmap_plot_data, pareto_plot_data, rate_plot_data,
 )
+from nlbench.report.tables import (
+    NOISE_MIN_MS, attributed_cases, delta_vs_identity, failed_cases, is_attributed, latency_noise, memory_limits,
+    module_costs, noisiest_cases, probe_summary, share_column,
+)
+from nlbench.store import MULTIPLY_ADD_MACS_SCHEMA
 from nlbench.vocabulary import (
     CONTENDED_SAMPLE_SHARE, FAILED_STATUSES, FEW_SAMPLES, IDENTITY_BLOCK, LATENCY_METRICS, LATENCY_WARNINGS,
-    METRIC_NAMES, METRICS, NOISY_IQR_OVER_MEDIAN, STARVED_OFF_CPU, STATUS_CELL, STATUS_OK, STATUS_TEXT,
-    WARNING_CONTENDED, WARNING_FEW_SAMPLES, WARNING_NOISY, metric,
+    MAC_OP_CLASSES, MACS_CONVENTION, METRIC_NAMES, METRICS, NOISY_IQR_OVER_MEDIAN, OP_CLASS_TEXT, OP_CLASSES,
+    ROOT_MODULE, ROOT_MODULE_TEXT, STARVED_OFF_CPU, STATUS_CELL, STATUS_OK, STATUS_TEXT, WARNING_CONTENDED,
+    WARNING_FEW_SAMPLES, WARNING_NOISY, metric,
 )
 
 MAX_CROSSOVER_ROWS = 60
@@ -138,6 +143,143 @@ def cost_section(sweep: pd.DataFrame, axis: str, several: bool) -> Section:
              "extrapolated fit (legend: the status). MACs are multiply-adds of convolutions, matrix products and FFTs; "
              "FLOPs = 2·MACs + every other floating-point operation.")
     return Section(key, title, intro=intro, plots=data)
+
+
+# ----------------------------------------------------------------------------------
+# Where the cost goes: attribution by operator class and by module
+# ----------------------------------------------------------------------------------
+
+#: The modules listed per block (the rest are summed in one row).
+MAX_ATTRIBUTION_MODULES = 5
+ATTRIBUTION_INTRO = (
+    "Each case's cost split by operator class and by module, as the audited counter attributed it. "
+    "MACs and FLOPs side by side — {convention}. The figure stacks each bar to 100 % of the case's FLOPs "
+    "(the total is written above it): totals grow by orders of magnitude with N and between blocks, and "
+    "shares keep every size readable. Solid classes ({mac_classes}) are multiply-accumulates, 2 FLOPs per "
+    "MAC (an FFT adds its butterflies' subtractions); hatched classes count in FLOPs only. The tables are "
+    "at each block's largest N: shares of FLOPs and of MACs by class, and the modules that do most of the "
+    "FLOPs (each operator counts once, in the innermost module whose forward ran it; "
+    "\"{root}\" is the block's own forward)."
+)
+
+
+def _prefix_unit(prefix: tuple[float, str, str]) -> str:
+    """``M = 10⁶`` for a column already named by its quantity (FLOPs, MACs); "" without a prefix."""
+    return f"{prefix[1]} = {prefix[2]}" if prefix[1] else ""
+
+
+def _fixed_c_text(fixed: Mapping[str, Any]) -> str:
+    """``C=32`` (with frames, batch, dtype, device when not the defaults) for a group of
+    :func:`~nlbench.report.plots.attribution_group`."""
+    return fixed_text({**fixed, "axis": "N", "fixed_channels": fixed["channels"]})
+
+
+def _attribution_absent(sweep: pd.DataFrame, manifests: Mapping[str, Mapping[str, Any]], run: str) -> str:
+    """Why ``run`` has no cost attribution, in one plain sentence."""
+    schema = manifests.get(run, {}).get("schema_version")
+    if isinstance(schema, int) and schema < MULTIPLY_ADD_MACS_SCHEMA:
+        return (f"{run} was recorded before store schema {MULTIPLY_ADD_MACS_SCHEMA} (it has schema {schema}): "
+                "its cases carry no cost attribution. Re-run its suite to see where the cost goes.")
+    rows = sweep.loc[sweep["run"] == run]
+    ok = rows.loc[rows["status"] == STATUS_OK]
+    if rows.empty:
+        return f"{run} has no sweep cases."
+    if ok.empty:
+        return f"No case of {run} finished, so none was counted."
+    if not ok["flops"].notna().any():
+        return f"{run} did not count FLOPs (its suite's measure lacks \"flops\"), so nothing was attributed."
+    return f"No case of {run} carries a cost attribution."
+
+
+def _module_rows(case: Mapping[str, Any], limit: int) -> tuple[list[list[Cell]], float]:
+    """The top ``limit`` modules of a case by FLOPs (root named by ROOT_MODULE_TEXT), the
+    rest summed in one row, and the largest module FLOPs (for the unit prefix)."""
+    modules = module_costs(case.get("cost_by_module"))
+    modules = modules.loc[(modules["flops"] > 0) | (modules["macs"] > 0)]
+    rows: list[list[Cell]] = []
+    for _, module in modules.head(limit).iterrows():
+        name = ROOT_MODULE_TEXT if module["module"] == ROOT_MODULE else module["module"]
+        main = (f"{module['main_class']} ({module['main_class_share'] * 100:.0f} %)" if module["main_class"] else "—")
+        rows.append([name, module["type"] or "—", as_float(module["calls"]), module["flops"], module["flops_share"],
+                     module["macs"], as_float(module["macs_share"]), main])
+    rest = modules.iloc[limit:]
+    if len(rest):
+        rows.append([f"({len(rest)} other module{'s' if len(rest) > 1 else ''})", "", as_float(rest["calls"].sum()), rest["flops"].sum(),
+                     rest["flops_share"].sum(), rest["macs"].sum(), as_float(rest["macs_share"].sum()), ""])
+    return rows, float(modules["flops"].max()) if len(modules) else 0.0
+
+
+def attribution_section(sweep: pd.DataFrame, manifests: Mapping[str, Mapping[str, Any]], order: Sequence[str],
+                        several: bool) -> Section:
+    """Where each block's cost goes: FLOPs by operator class against N (stacked shares),
+    the class shares of FLOPs and MACs at each block's largest N, and its costliest
+    modules there. Says plainly why when no case carries an attribution."""
+    key, title = "cost-attribution", "Where the cost goes"
+    intro = ATTRIBUTION_INTRO.format(convention=MACS_CONVENTION, mac_classes=", ".join(MAC_OP_CLASSES),
+                                     root=ROOT_MODULE_TEXT)
+    absent = [run for run in order if not is_attributed(sweep.loc[sweep["run"] == run]).any()]
+    chosen = attribution_group(sweep)
+    if chosen is None:
+        return Section(key, title, intro=intro,
+                       notes=tuple(_attribution_absent(sweep, manifests, run) for run in order))
+    fixed, group, n_other = chosen
+    shares = attributed_cases(group)
+    shares = shares.loc[shares["attributed_flops"] > 0]
+    notes = [_attribution_absent(sweep, manifests, run) for run in absent]
+    if n_other:
+        notes.append(f"Shown at {_fixed_c_text(fixed)}, the setting with the most attributed cases; "
+                     f"{n_other} other setting(s) not shown.")
+    if shares.empty:
+        notes.append(f"No attributed case at {_fixed_c_text(fixed)} has any FLOPs: nothing to split.")
+        return Section(key, title, intro=intro, notes=tuple(notes))
+    # One row (and one module table) per block at its largest attributed N.
+    largest = (shares.sort_values(["positions", "height"], kind="stable")
+               .groupby(["run", "block", "options"], sort=True, dropna=False).tail(1)
+               .sort_values(["run", "block", "options"], kind="stable"))
+    flops_classes = [c for c in OP_CLASSES if (largest[share_column("flops", c)] > 0).any()]
+    macs_classes = [c for c in MAC_OP_CLASSES if (largest[share_column("macs", c)] > 0).any()]
+    flops_prefix, macs_prefix = pick_prefix(largest["attributed_flops"]), pick_prefix(largest["attributed_macs"])
+    several_options = group.groupby("block")["options"].nunique().to_dict()
+
+    def label(row: Mapping[str, Any]) -> str:
+        options = row["options"] if several_options.get(row["block"], 1) > 1 or row["options"] != "{}" else None
+        return block_label(row["block"], options)
+
+    def size(row: Mapping[str, Any]) -> str:
+        return f"{size_text(row['height'], row['width'], row.get('frames'))} (N={int(as_float(row['positions']))})"
+
+    class_rows = [[*_run_cell(row, several), label(row), size(row), row["attributed_flops"], row["attributed_macs"],
+                   *[row[share_column("flops", c)] for c in flops_classes],
+                   *[row[share_column("macs", c)] for c in macs_classes]]
+                  for _, row in largest.iterrows()]
+    class_spec = [*_run_column(several), text_column("block"), text_column("largest N"),
+                  number_column("FLOPs", _prefix_unit(flops_prefix), scale=flops_prefix[0]),
+                  number_column("MACs", _prefix_unit(macs_prefix), scale=macs_prefix[0]),
+                  *[number_column(f"FLOPs: {c}", style="percent") for c in flops_classes],
+                  *[number_column(f"MACs: {c}", style="percent") for c in macs_classes]]
+    left_out = [c for c in OP_CLASSES if c not in flops_classes]
+    class_note = ("Each row's FLOPs shares add to 100 %, and so do its MACs shares (— where a block does no "
+                  "multiply-adds)." + (f" Classes with no FLOPs in any block are left out: {', '.join(left_out)}."
+                                       if left_out else ""))
+    tables = [_table("Operator classes", [text_column("class"), text_column("counts in"), text_column("operators")],
+                     [[c, "MACs and FLOPs" if c in MAC_OP_CLASSES else "FLOPs only", OP_CLASS_TEXT[c]]
+                      for c in OP_CLASSES]),
+              _table(f"Share of FLOPs and MACs by operator class at each block's largest N ({_fixed_c_text(fixed)})",
+                     class_spec, class_rows, class_note)]
+    for _, row in largest.iterrows():
+        rows, top = _module_rows(row, MAX_ATTRIBUTION_MODULES)
+        if not rows:
+            continue
+        prefix = pick_prefix([top])
+        spec = [text_column("module"), text_column("type"), number_column("calls", style="integer"),
+                number_column("FLOPs", _prefix_unit(prefix), scale=prefix[0]),
+                number_column("share of FLOPs", style="percent"),
+                number_column("MACs", _prefix_unit(prefix), scale=prefix[0]),
+                number_column("share of MACs", style="percent"), text_column("most of its FLOPs")]
+        run_text = f" [{row['run']}]" if several else ""
+        tables.append(_table(f"{label(row)}{run_text}: modules by FLOPs at {size(row)}", spec, rows))
+    plots = attribution_plot_data(group, fixed, several_runs=several)
+    return Section(key, title, intro=intro, notes=tuple(notes), tables=tuple(tables), plots=plots)
 
 
 def fixed_text(row: Mapping[str, Any]) -> str:
@@ -313,7 +455,9 @@ def failure_section(sweep: pd.DataFrame, several: bool) -> Section:
     return Section("failures", "Failures and limits", intro=intro, notes=notes, tables=(limit_table, case_table))
 
 
-def counter_section(counters: pd.DataFrame, several: bool) -> Section:
+def counter_section(counters: pd.DataFrame, several: bool, gaps: pd.DataFrame | None = None) -> Section:
+    """Our MACs beside fvcore's and ptflops' per block and, given ``gaps``
+    (:func:`nlbench.counter_gaps.counter_class_gaps`), where they differ by operator class."""
     intro = ("Our audited MAC count beside fvcore's and ptflops' on the same module and input. A ratio "
              "below 1 means the tool counts fewer multiply-adds than happen (it undercounts, usually by "
              "skipping operators it has no formula for, e.g. FFTs, matmuls or softmax); above 1, it overcounts.")
@@ -341,8 +485,97 @@ def counter_section(counters: pd.DataFrame, several: bool) -> Section:
             number_column("fvcore / ours"), number_column("ptflops MACs", unit, scale=prefix[0]),
             number_column("ptflops / ours"), text_column("fvcore / ours, all sizes"),
             text_column("ptflops / ours, all sizes"), text_column("ops our counter has no formula for")]
-    return Section("counters", "Counter comparison", intro=intro,
-                   tables=(_table("MACs: nlbench vs fvcore vs ptflops", spec, rows),))
+    tables = [_table("MACs: nlbench vs fvcore vs ptflops", spec, rows)]
+    notes: list[str] = []
+    if gaps is not None:
+        gap_table, gap_note = _counter_gap_table(gaps, several)
+        notes.append(gap_note)
+        if gap_table is not None:
+            tables.append(gap_table)
+    return Section("counters", "Counter comparison", intro=intro, notes=tuple(notes), tables=tuple(tables))
+
+
+#: Rows of the by-class counter table (one per block × class, at the block's largest N).
+MAX_COUNTER_GAP_ROWS = 60
+#: Why the counters differ where they do (the mechanisms; the data say where).
+COUNTER_GAP_CAUSES = (
+    "Known causes: neither tool has a formula for FFTs; both count a matmul of a 2-D matrix with a batched "
+    "tensor (P·X, P H×H, X B×C×H×W) as one matrix product, P's size times X's last dimension, H·H·W instead "
+    "of B·C·H·H·W MACs; ptflops' pytorch backend misses what it does not patch (einsum, the @ operator, "
+    "torch.softmax — it patches F.softmax) and counts a convolution's or linear layer's bias as one MAC per "
+    "output; fvcore counts an einsum from numpy's einsum_path report, rounded to 4 significant digits; both "
+    "put norms, pooling and upsampling into their MAC totals, and ptflops activation modules too (an nn.ReLU "
+    "twice: its hook and the patched F.relu it calls), which we count as FLOPs only."
+)
+
+
+def _gap_percent(value: Any) -> str:
+    """A relative difference as ``-49.22 %``; one too small for two decimals as ``< +0.01 %``."""
+    v = as_float(value)
+    if math.isfinite(v) and v != 0 and abs(v) < 5e-5:
+        return f"< {'+' if v > 0 else '-'}0.01 %"
+    return percent(v, 2, sign=True)
+
+
+def _counter_gap_summary(shown: pd.DataFrame) -> str:
+    """Per tool, the classes where its MACs differ from ours (with the blocks and the
+    relative difference) and the FLOP-only classes it adds to its MAC total."""
+    parts = []
+    for tool in COUNTER_TOOLS:
+        differs = shown.loc[shown[f"{tool}_diff"].fillna(0) != 0]
+        if differs.empty:
+            parts.append(f"{tool} agrees with us in every class")
+            continue
+        found = []
+        for op_class in OP_CLASSES:
+            rows = differs.loc[differs["op_class"] == op_class].sort_values(f"{tool}_rel", kind="stable")
+            if rows.empty:
+                continue
+            if op_class in MAC_OP_CLASSES:
+                where = ", ".join(f"{block_label(r['block'], r['options'])} {_gap_percent(r[f'{tool}_rel'])}"
+                                  for _, r in rows.iterrows())
+                found.append(f"{op_class} ({where})")
+            else:
+                found.append(f"{op_class} counted as MACs ({len(rows)} block{'s' if len(rows) != 1 else ''})")
+        parts.append(f"{tool}: " + "; ".join(found))
+    return ("Where fvcore and ptflops differ from us, by operator class (each block at its largest N): "
+            + ". ".join(parts) + ". " + COUNTER_GAP_CAUSES)
+
+
+def _counter_gap_table(gaps: pd.DataFrame, several: bool) -> tuple[Table | None, str]:
+    """The by-class differences at each block's largest N as a table, and the paragraph
+    that introduces it (or says why there is none)."""
+    if gaps.empty:
+        return None, ("No by-class differences to show: no case records fvcore's or ptflops' MACs by operator "
+                      "class (runs from before they were recorded), or they agree with ours in every class.")
+    keys = ["run", "block", "options"]
+    order = gaps.assign(_c=gaps["channels"].astype(float), _n=gaps["positions"].astype(float))
+    largest = order.sort_values(["_n", "_c"], kind="stable").drop_duplicates(keys, keep="last")
+    shown = order.loc[order["case_id"].isin(set(largest["case_id"]))]
+    shown = shown.assign(_k=shown["op_class"].map(OP_CLASSES.index)).sort_values([*keys, "_k"], kind="stable")
+    total = len(shown)
+    prefix = pick_prefix(pd.concat([shown[c] for c in ("ours_macs", "ours_flops", "fvcore_macs", "ptflops_macs")]))
+    macs, flops = prefixed_unit(prefix, "MACs"), prefixed_unit(prefix, "FLOPs")
+    rows = [[*_run_cell(row, several), block_label(row["block"], row["options"]), case_text(row), row["op_class"],
+             as_float(row["ours_macs"]), as_float(row["ours_flops"]),
+             as_float(row["fvcore_macs"]), as_float(row["fvcore_rel"]),
+             as_float(row["ptflops_macs"]), as_float(row["ptflops_rel"]), f"our {row['ours_unit']}"]
+            for _, row in shown.head(MAX_COUNTER_GAP_ROWS).iterrows()]
+    spec = [*_run_column(several), text_column("block"), text_column("case (largest)"), text_column("class"),
+            number_column("ours MACs", macs, scale=prefix[0]), number_column("ours FLOPs", flops, scale=prefix[0]),
+            number_column("fvcore MACs", macs, scale=prefix[0]),
+            number_column("fvcore vs ours", style="signed_percent", decimals=2),
+            number_column("ptflops MACs", macs, scale=prefix[0]),
+            number_column("ptflops vs ours", style="signed_percent", decimals=2), text_column("vs ours: against")]
+    shown_text = (f"the first {MAX_COUNTER_GAP_ROWS} of {total} rows" if total > MAX_COUNTER_GAP_ROWS
+                  else f"{total} row{'s' if total != 1 else ''}")
+    note = (f"One row per block and operator class where either tool's MACs differ from ours, at the block's "
+            f"largest N ({shown_text}; {len(gaps)} case × class differences over all sizes). In conv, matmul and "
+            "fft \"vs ours\" is the tool's MACs against our MACs; in the other classes we count no MACs, so it is "
+            "against our FLOPs there — whether the tool counts the same operations — and all of the tool's count "
+            "there is extra in its MAC total.")
+    table = _table("Where fvcore and ptflops differ, by operator class", spec, rows, note)
+    return table, _counter_gap_summary(shown)
 
 
 # ----------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Pure pandas views of stored results that the report shows: deltas against the
-``identity`` baseline, counter comparison, probe summaries, latency noise and failures.
+``identity`` baseline, counter comparison, probe summaries, latency noise, failures and
+cost attribution (shares by operator class and by module).
 Each takes a results frame (as :func:`nlbench.store.load` returns it; a frame built by
 hand is normalised first) and gives a plain DataFrame of numbers, not text, so tests,
 the CLI and other tools can use them. N is the store's ``positions`` column, the
@@ -15,8 +16,9 @@ import pandas as pd
 from nlbench import store
 from nlbench.report.formatting import size_text
 from nlbench.vocabulary import (
-    IDENTITY_BLOCK, LATENCY_METRICS, METRICS, NOISY_IQR_OVER_MEDIAN, SHAPE_KEYS, STATUS_OK, WARNING_CONTENDED,
-    WARNING_FEW_SAMPLES, WARNING_NOISY, metric,
+    CLASS_COST_COLUMNS, IDENTITY_BLOCK, LATENCY_METRICS, MAC_OP_CLASSES, METRICS, NOISY_IQR_OVER_MEDIAN, OP_CLASSES,
+    ROOT_MODULE, SHAPE_KEYS, STATUS_OK, WARNING_CONTENDED, WARNING_FEW_SAMPLES, WARNING_NOISY, class_cost_column,
+    metric,
 )
 
 #: Latency below this median is not judged for noise: timer resolution dominates.
@@ -252,3 +254,71 @@ def memory_limits(df: pd.DataFrame) -> pd.DataFrame:
             "n_failed": int(len(failed)),
         })
     return pd.DataFrame.from_records(records, columns=list(LIMIT_COLUMNS))
+
+
+# ----------------------------------------------------------------------------------
+# Cost attribution
+# ----------------------------------------------------------------------------------
+
+#: The quantities a case's cost is attributed in, and the operator classes each is split into.
+ATTRIBUTED_QUANTITIES: tuple[tuple[str, tuple[str, ...]], ...] = (("flops", OP_CLASSES), ("macs", MAC_OP_CLASSES))
+
+
+def share_column(quantity: str, op_class: str) -> str:
+    """The column of one class's share of a case's ``quantity`` in :func:`attributed_cases`
+    (``flops_conv_share``, ``macs_fft_share`` …)."""
+    return class_cost_column(quantity, op_class) + "_share"
+
+
+def is_attributed(frame: pd.DataFrame) -> pd.Series:
+    """True for the ok cases of a normalised frame whose cost was attributed to operator
+    classes (store schema 2 on; older runs and cases not counted have null class columns)."""
+    return (frame["status"] == STATUS_OK) & frame[list(CLASS_COST_COLUMNS)].notna().all(axis=1)
+
+
+def attributed_cases(df: pd.DataFrame) -> pd.DataFrame:
+    """The ok sweep cases whose cost was attributed to operator classes, with
+    ``attributed_flops`` / ``attributed_macs`` (the sums over classes) and each class's
+    share of them (:func:`share_column`): shares of a case add to 1, NaN where the total is 0."""
+    frame = sweeps(df)
+    frame = frame.loc[is_attributed(frame)].copy()
+    for quantity, classes in ATTRIBUTED_QUANTITIES:
+        total = frame[[class_cost_column(quantity, c) for c in classes]].sum(axis=1)
+        frame[f"attributed_{quantity}"] = total
+        for op_class in classes:
+            frame[share_column(quantity, op_class)] = frame[class_cost_column(quantity, op_class)] / total.where(total > 0)
+    return frame
+
+
+MODULE_COST_COLUMNS: tuple[str, ...] = ("module", "type", "calls", "flops", "macs", "flops_share", "macs_share",
+                                        "main_class", "main_class_share")
+
+
+def module_costs(modules: Any) -> pd.DataFrame:
+    """A case's ``cost_by_module`` as a frame, costliest first (FLOPs, then MACs; stable):
+    each module's share of the case's FLOPs and MACs — every operator counts once, in the
+    innermost module whose forward ran it, so the shares add to 1 — and ``main_class``, the
+    operator class of most of the module's FLOPs, with its share of them. Module names stay
+    as stored (:data:`~nlbench.vocabulary.ROOT_MODULE` is the block's own forward); empty
+    when the case has no module attribution."""
+    if not isinstance(modules, list):
+        return pd.DataFrame(columns=list(MODULE_COST_COLUMNS))
+    records = []
+    for entry in modules:
+        if not isinstance(entry, dict):
+            continue
+        by_class = entry.get("by_class") if isinstance(entry.get("by_class"), dict) else {}
+        class_flops = {c: float((by_class.get(c) or {}).get("flops", 0) or 0) for c in OP_CLASSES}
+        flops = float(entry.get("flops") or 0)
+        main = max(OP_CLASSES, key=lambda c: class_flops[c])  # ties: the first in OP_CLASSES
+        records.append({"module": str(entry.get("module", ROOT_MODULE)), "type": str(entry.get("type") or ""),
+                        "calls": entry.get("calls"), "flops": flops, "macs": float(entry.get("macs") or 0),
+                        "main_class": main if class_flops[main] > 0 else "",
+                        "main_class_share": class_flops[main] / flops if flops > 0 else math.nan})
+    frame = pd.DataFrame.from_records(records, columns=["module", "type", "calls", "flops", "macs", "main_class",
+                                                     "main_class_share"])
+    for quantity in ("flops", "macs"):
+        total = frame[quantity].sum()
+        frame[f"{quantity}_share"] = frame[quantity] / total if total > 0 else math.nan
+    frame = frame.sort_values(["flops", "macs"], ascending=False, kind="stable").reset_index(drop=True)
+    return frame[list(MODULE_COST_COLUMNS)]

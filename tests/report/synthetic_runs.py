@@ -98,3 +98,45 @@ def channel_records(size: int = 16) -> list[dict[str, Any]]:
 
 def finite(value: Any) -> bool:
     return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def attribution_modules(block: str, channels: int, size: int) -> list[dict[str, Any]]:
+    """A cost_by_module (store schema 2) with exactly known costs (N = size²): nl runs the
+    affinity matmul (C·N² MACs) and a softmax (3·N² FLOPs) in its own forward ("") and two
+    1×1 convs ("theta", "g": C²·N MACs each); cheap a C·N-MAC conv ("proj") and C·N
+    elementwise FLOPs in its own forward; identity nothing."""
+    n = size * size
+
+    def module(name: str, type_: str, **by_class: tuple[int, int]) -> dict[str, Any]:
+        classes = {c: {"macs": macs, "flops": flops} for c, (macs, flops) in by_class.items()}
+        return {"module": name, "type": type_, "calls": 1, "macs": sum(v["macs"] for v in classes.values()),
+                "flops": sum(v["flops"] for v in classes.values()), "by_class": classes}
+
+    c2n = channels * channels * n
+    if block == "nl":
+        return [module("", "NonLocal", matmul=(channels * n * n, 2 * channels * n * n), softmax=(0, 3 * n * n)),
+                module("theta", "Conv2d", conv=(c2n, 2 * c2n)), module("g", "Conv2d", conv=(c2n, 2 * c2n))]
+    if block == "cheap":
+        return [module("", "Cheap", elementwise=(0, channels * n)),
+                module("proj", "Conv2d", conv=(channels * n, 2 * channels * n))]
+    return [module("", "Identity")]
+
+
+def with_attribution(record: dict[str, Any], modules: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """``record`` with ``cost_by_module`` (``modules``, or :func:`attribution_modules`),
+    the ``cost_by_class`` they sum to, and macs / flops their totals; a failed case is
+    returned as it is (failed cases have no counts)."""
+    if record["status"] != "ok":
+        return record
+    if modules is None:
+        modules = attribution_modules(record["block"], record["channels"], record["height"])
+    by_class: dict[str, dict[str, int]] = {}
+    for entry in modules:
+        for op_class, cost in entry["by_class"].items():
+            total = by_class.setdefault(op_class, {"macs": 0, "flops": 0})
+            total["macs"] += cost["macs"]
+            total["flops"] += cost["flops"]
+    macs = sum(v["macs"] for v in by_class.values())
+    flops = sum(v["flops"] for v in by_class.values())
+    return {**record, "cost_by_module": modules, "cost_by_class": by_class, "macs": macs, "flops": flops,
+            "fvcore_macs": macs, "ptflops_macs": macs}
