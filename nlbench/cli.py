@@ -159,7 +159,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         load_plugin(module)
     table = Table(title="nlbench block registry", show_lines=False)
     headers = ["name", "family", "claimed complexity", "video", "needs size", "from"]
-    for header in headers + (["default options"] if args.verbose else []):
+    for header in headers + (["default options", "implementations (impl=)"] if args.verbose else []):
         table.add_column(header, overflow="fold")
     names = list_blocks(args.pattern)
     for name in names:
@@ -169,6 +169,9 @@ def cmd_list(args: argparse.Namespace) -> int:
                "yes" if spec.needs_spatial_size else "no", source]
         if args.verbose:
             row.append(", ".join(f"{k}={v!r}" for k, v in spec.default_options.items()))
+            row.append("; ".join(f"{i.name}: {i.claimed.text}" + ("" if i.dense_affinity or not spec.dense_affinity
+                                                                   else ", no N×N matrix")
+                                 for i in spec.implementations) or "—")
         table.add_row(*map(Text, row))  # plugin text is text, never markup
     console.print(table)
     console.print(f"{len(names)} blocks")

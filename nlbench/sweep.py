@@ -86,7 +86,7 @@ def estimate_peak_bytes(case: Case) -> int:
 
     itemsize = DTYPE_BYTES[case.dtype]
     n = case.positions
-    dense = get_spec(case.block).dense_affinity
+    dense = get_spec(case.block).dense_affinity_for(dict(case.options))
     per_image = (6 * n * n if dense else 0) + 48 * case.channels * n
     return case.batch * per_image * itemsize
 

@@ -152,6 +152,25 @@ def test_rcca_einsums_are_missed_by_ptflops(tmp_path: Path) -> None:
     assert matmul["fvcore_diff"] == 0  # fvcore's einsum handle (exact at this size)
 
 
+def test_rcca_bmm_is_counted_by_both_and_ptflops_adds_bias_and_activations(tmp_path: Path) -> None:
+    b, c, h, w = 2, 32, 6, 10
+    inner, qk, recurrence = c // 4, max(1, (c // 4) // 8), 2
+    torch.manual_seed(0)
+    block = create_block("rcca", c).eval()
+    frame = _loaded(tmp_path, "rcca", block, torch.randn(b, c, h, w))
+    gaps = counter_class_gaps(frame)
+    # per recurrence: energies q·k over the column (H) and the row (W), then v aggregated the same way
+    matmul = recurrence * b * h * w * (h + w) * (qk + inner)
+    case = frame.iloc[0]
+    assert case["macs_matmul"] == matmul
+    assert case["fvcore_macs_by_class"]["matmul"] == case["ptflops_macs_by_class"]["matmul"] == matmul
+    assert list(gaps["op_class"]) == ["conv", "elementwise", "norm"]  # no matmul row: torch.bmm is patched
+    conv = _row(gaps, "conv", "rcca-1")
+    assert conv["fvcore_diff"] == 0 and conv["ptflops_diff"] == recurrence * b * h * w * (2 * qk + inner)  # bias
+    elementwise = _row(gaps, "elementwise", "rcca-1")  # the two LeakyReLU modules; fvcore has no handle
+    assert elementwise["ptflops_macs"] == b * h * w * (inner + c) and elementwise["fvcore_macs"] == 0
+
+
 def test_srl_fft_ffts_are_skipped_by_both(tmp_path: Path) -> None:
     b, c, h, w = 2, 4, 8, 8
     torch.manual_seed(0)

@@ -10,8 +10,9 @@ in the authors' code). Each position (h, w) scores every position of its column
 (H entries, the self position masked with −inf) and of its row (W entries, self kept),
 so the self position is counted once; one softmax over the H + W entries; v is
 aggregated along the column and the row; ``out = γ·agg + input`` with γ a scalar
-parameter starting at 0. Energies and aggregation are einsums over all positions at
-once: O(C_i·HW·(H+W)).
+parameter starting at 0. Energies and aggregation are batched matrix products, over
+the columns (batch B·W) and over the rows (batch B·H), as the CCNet authors' pure-PyTorch
+code does: O(C_i·HW·(H+W)).
 
 Video input (B, C, T, H, W) is processed frame by frame (frames folded into the batch):
 criss-cross paths are spatial, so attention never crosses frames.
@@ -42,28 +43,50 @@ class CrissCrossAttention(nn.Module):
         self.value = conv1x1(channels, channels)
         self.gamma = nn.Parameter(torch.zeros(1))
 
+    def _energies(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Column energies (B·W, H, H) [(b, w), h, g], the self entry g = h at −inf, and
+        row energies (B·H, W, W) [(b, h), w, v]: one batched product per direction."""
+        q, k = self.query(x), self.key(x)
+        col = torch.bmm(_by_column(q).transpose(1, 2), _by_column(k))
+        col.diagonal(dim1=1, dim2=2).fill_(float("-inf"))  # bmm's backward needs q and k, not col
+        row = torch.bmm(_by_row(q).transpose(1, 2), _by_row(k))
+        return col, row
+
     def attention(self, x: Tensor) -> Tensor:
         """The joint softmax, (B, H, W, H + W): entries [:H] the column, [H:] the row.
 
         Entry ``[b, h, w, h]`` (the self position in the column branch) is exactly 0;
         the self position's weight is in the row branch at ``[b, h, w, H + w]``.
         """
-        q, k = self.query(x), self.key(x)
-        height = x.shape[2]
-        col = torch.einsum("bchw,bcgw->bhwg", q, k)  # (B, H, W, H): (h, w) with (g, w)
-        row = torch.einsum("bchw,bchv->bhwv", q, k)  # (B, H, W, W): (h, w) with (h, v)
-        self_in_column = torch.eye(height, dtype=torch.bool, device=x.device).unsqueeze(1)  # (H, 1, H)
-        col = col.masked_fill(self_in_column, float("-inf"))
-        return torch.softmax(torch.cat([col, row], dim=-1), dim=-1)
+        b, _, h, w = x.shape
+        col, row = self._energies(x)
+        return torch.softmax(torch.cat([col.view(b, w, h, h).transpose(1, 2), row.view(b, h, w, w)], dim=-1), dim=-1)
 
     def forward(self, x: Tensor) -> Tensor:
-        height = x.shape[2]
+        b, _, h, w = x.shape
         att = self.attention(x)
         v = self.value(x)
-        agg = torch.einsum("bcgw,bhwg->bchw", v, att[..., :height]) + torch.einsum(
-            "bchv,bhwv->bchw", v, att[..., height:]
-        )
+        c = v.shape[1]
+        att_col = att[..., :h].transpose(1, 2).contiguous().view(b * w, h, h)  # [(b, w), h, g]
+        att_row = att[..., h:].contiguous().view(b * h, w, w)  # [(b, h), w, v]
+        out_col = torch.bmm(_by_column(v), att_col.transpose(1, 2))  # [(b, w), c, h]
+        out_row = torch.bmm(_by_row(v), att_row.transpose(1, 2))  # [(b, h), c, w]
+        agg = out_col.view(b, w, c, h).permute(0, 2, 3, 1) + out_row.view(b, h, c, w).permute(0, 2, 1, 3)
         return self.gamma * agg + x
+
+
+def _by_column(t: Tensor) -> Tensor:
+    """(B, C, H, W) -> (B·W, C, H), contiguous: CPU ``bmm`` takes its fast batched path
+    only for operands that are contiguous or transposes of contiguous (a view with
+    another batch stride, as ``reshape`` gives for B = 1, falls to a per-matrix loop)."""
+    b, c, h, w = t.shape
+    return t.permute(0, 3, 1, 2).contiguous().view(b * w, c, h)
+
+
+def _by_row(t: Tensor) -> Tensor:
+    """(B, C, H, W) -> (B·H, C, W), contiguous (see :func:`_by_column`)."""
+    b, c, h, w = t.shape
+    return t.permute(0, 2, 1, 3).contiguous().view(b * h, c, w)
 
 
 @register_block(

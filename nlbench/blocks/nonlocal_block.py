@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from numbers import Integral
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -34,11 +35,18 @@ from nlbench.blocks.common import (
     unfold_frames,
     zero_init_batchnorm,
 )
-from nlbench.blocks.registry import ClaimedComplexity, register_block
+from nlbench.blocks.registry import ClaimedComplexity, Implementation, register_block
 
 NL_MODES = ("embedded_gaussian", "dot_product", "gaussian")
 
 DENSE_AFFINITY = ClaimedComplexity("O(C·H²W²)", n_exponent=2.0, c_exponent=1.0)
+#: A rank-≤ r affinity applied through its factors, never formed: O(C′²·N) (C′ ∝ C).
+FACTORIZED_AFFINITY = ClaimedComplexity("O(C′²·HW)", n_exponent=1.0, c_exponent=2.0)
+
+#: The ``impl`` values (registry.Implementation names) of the blocks that have exact alternatives.
+IMPL_DENSE = "dense"
+IMPL_FACTORIZED = "factorized"
+IMPL_SDPA = "sdpa"
 
 
 # ---------------------------------------------------------------------------------------
@@ -55,6 +63,14 @@ def inner_width(block: str, channels: int, reduction: object) -> int:
     return int(channels) // reduction
 
 
+def check_impl(block: str, impl: object, implementations: "Sequence[Implementation]") -> str:
+    """The ``impl`` option checked against the block's declared implementations."""
+    names = [i.name for i in implementations]
+    if impl not in names:
+        raise ValueError(f"{block}: option 'impl' must be one of {', '.join(names)}; got {impl!r}")
+    return str(impl)
+
+
 def flatten_positions(t: Tensor) -> Tensor:
     """(B, C, *spatial) -> (B, C, N): one column per position (a view when possible)."""
     return t.reshape(t.shape[0], t.shape[1], -1)
@@ -66,6 +82,14 @@ def aggregate(affinity: Tensor, z: Tensor) -> Tensor:
     Computed as Z·Aᵀ so that no (N, C) transpose of the features is ever copied.
     """
     return torch.bmm(z, affinity.transpose(1, 2))
+
+
+def fused_attention(theta: Tensor, phi: Tensor, values: Tensor, scale: float) -> Tensor:
+    """softmax_row(scale · θᵀφ)·V in channels-first layout by fused attention: θ (B, d, N),
+    φ (B, d, M), V (B, C, M) -> (B, C, N), never forming the N×M matrix (memory O(N))."""
+    out = F.scaled_dot_product_attention(theta.transpose(1, 2), phi.transpose(1, 2), values.transpose(1, 2),
+                                         scale=scale)
+    return out.transpose(1, 2)
 
 
 def softmax_affinity(theta: Tensor, phi: Tensor, scale: float) -> Tensor:
@@ -107,6 +131,19 @@ def pool_positions(t: Tensor, like: Tensor) -> Tensor:
 # ---------------------------------------------------------------------------------------
 
 
+_SOFTMAX_MODES = ("embedded_gaussian", "gaussian")
+_DENSE = Implementation(IMPL_DENSE, DENSE_AFFINITY, "the N×N' affinity A formed, then A·g", dense_affinity=True)
+_SDPA_TEXT = ("fused attention (scaled_dot_product_attention): the same softmax·V without storing the "
+              "N×N' matrix, O(C·N²) compute, O(N) memory")
+NL_IMPLEMENTATIONS = (
+    _DENSE,
+    Implementation(IMPL_FACTORIZED, FACTORIZED_AFFINITY,
+                   "dot_product only: A·g = (g·φᵀ)·θ / N', no N×N' matrix", requires=(("mode", ("dot_product",)),)),
+    Implementation(IMPL_SDPA, DENSE_AFFINITY, _SDPA_TEXT, requires=(("mode", _SOFTMAX_MODES),)),
+)
+NS_IMPLEMENTATIONS = (_DENSE, Implementation(IMPL_SDPA, DENSE_AFFINITY, _SDPA_TEXT + "; one call per unit"))
+
+
 @register_block(
     "nl",
     family="non-local",
@@ -114,6 +151,7 @@ def pool_positions(t: Tensor, like: Tensor) -> Tensor:
     claimed=DENSE_AFFINITY,
     supports_video=True,
     dense_affinity=True,
+    implementations=NL_IMPLEMENTATIONS,
 )
 class NonLocalBlock(nn.Module):
     """Y = X + BN(W_z(A·g(X))) with a dense N×N' affinity A (Wang et al.).
@@ -124,6 +162,8 @@ class NonLocalBlock(nn.Module):
     the vectors actually dotted). ``sub_sample`` 2×2-max-pools φ and g (per frame for
     video), so A is N×N' with N' ≈ N/4.
 
+    ``impl``: ``dense`` forms A; ``factorized`` (dot_product only) computes A·g as
+    (g·φᵀ)·θ/N'; ``sdpa`` (softmax modes) uses fused attention. Same parameters.
     Submodules: ``theta``, ``phi`` (None in gaussian mode), ``g``, ``w_z``, ``bn``.
     """
 
@@ -134,6 +174,7 @@ class NonLocalBlock(nn.Module):
         mode: str = "embedded_gaussian",
         sub_sample: bool = False,
         reduction: int = 2,
+        impl: str = IMPL_DENSE,
     ) -> None:
         super().__init__()
         inner = inner_width("nl", channels, reduction)
@@ -141,6 +182,10 @@ class NonLocalBlock(nn.Module):
             raise ValueError(f"nl: option 'mode' must be one of {', '.join(NL_MODES)}; got {mode!r}")
         if not isinstance(sub_sample, bool):
             raise ValueError(f"nl: option 'sub_sample' must be True or False, got {sub_sample!r}")
+        self.impl = check_impl("nl", impl, NL_IMPLEMENTATIONS)
+        problem = next(i for i in NL_IMPLEMENTATIONS if i.name == impl).problem("nl", {"mode": mode})
+        if problem is not None:
+            raise ValueError(problem)
         self.channels = int(channels)
         self.inner_channels = inner
         self.mode = mode
@@ -183,11 +228,22 @@ class NonLocalBlock(nn.Module):
         y = aggregate(affinity, g).reshape(xf.shape[0], self.inner_channels, *xf.shape[2:])
         return unfold_frames(xf + self.bn(self.w_z(y)), x)
 
+
+    def _aggregated(self, x: Tensor, xf: Tensor) -> Tensor:
+        """A·g (B, C', N) by the block's implementation."""
+        theta, phi = self._embed(x, xf)
+        g = self._keys(self.g(xf), x)
+        if self.impl == IMPL_FACTORIZED:
+            return torch.bmm(torch.bmm(g, phi.transpose(1, 2)) * (1.0 / phi.shape[-1]), theta)
+        if self.impl == IMPL_SDPA:
+            return fused_attention(theta, phi, g, 1.0 / math.sqrt(theta.shape[1]))
+        return aggregate(self._affinity_of(theta, phi), g)
+
     def forward(self, x: Tensor) -> Tensor:
         check_input(x, self.channels, video=True)
         xf = fold_frames(x)
-        affinity = self._affinity_of(*self._embed(x, xf))
-        return self._output(x, xf, affinity, self._keys(self.g(xf), x))
+        y = self._aggregated(x, xf).reshape(xf.shape[0], self.inner_channels, *xf.shape[2:])
+        return unfold_frames(xf + self.bn(self.w_z(y)), x)
 
 
 # ---------------------------------------------------------------------------------------
@@ -205,10 +261,11 @@ class _DiffusionUnit(nn.Module):
         self.w = conv1x1(inner, channels)
         self.bn = zero_init_batchnorm(channels)
 
-    def forward(self, xf: Tensor, affinity: Tensor) -> Tensor:
+    def forward(self, xf: Tensor, propagate: Callable[[Tensor], Tensor]) -> Tensor:
+        """``propagate`` maps Z (B, C', N) to A·Z."""
         z = self.g(xf)
         zf = flatten_positions(z)
-        diffused = (zf - aggregate(affinity, zf)).reshape(z.shape)
+        diffused = (zf - propagate(zf)).reshape(z.shape)
         return xf + self.bn(self.w(diffused))
 
 
@@ -219,19 +276,23 @@ class _DiffusionUnit(nn.Module):
     claimed=DENSE_AFFINITY,
     supports_video=True,
     dense_affinity=True,
+    implementations=NS_IMPLEMENTATIONS,
 )
 class NonLocalStage(nn.Module):
     """A nonlocal stage: ``stage_num`` units X ← X + BN_s(W_s(Z_s − A·Z_s)), Z_s = g_s(X).
 
     A = softmax_row(θᵀφ/√C') is computed once, from the stage's input, and shared by
     every unit (Tao et al.: the affinity is fixed within a stage); each unit has its
-    own g, W and zero-initialised BN. Submodules: ``theta``, ``phi``, ``units``.
+    own g, W and zero-initialised BN. ``impl="sdpa"`` computes each unit's A·Z by fused
+    attention (the softmax is recomputed per unit; no N×N matrix is stored).
+    Submodules: ``theta``, ``phi``, ``units``.
     """
 
-    def __init__(self, channels: int, *, reduction: int = 2, stage_num: int = 1) -> None:
+    def __init__(self, channels: int, *, reduction: int = 2, stage_num: int = 1, impl: str = IMPL_DENSE) -> None:
         super().__init__()
         inner = inner_width("ns", channels, reduction)
         stage_num = check_int_option("ns", "stage_num", stage_num, 1)
+        self.impl = check_impl("ns", impl, NS_IMPLEMENTATIONS)
         self.channels = int(channels)
         self.inner_channels = inner
         self.theta = conv1x1(channels, inner)
@@ -253,14 +314,19 @@ class NonLocalStage(nn.Module):
         xf = fold_frames(x)
         n = xf.shape[2] * xf.shape[3]
         check_affinity(affinity, x.shape[0], n, n, "ns")
-        return self._output(x, xf, affinity)
+        return self._output(x, xf, lambda z: aggregate(affinity, z))
 
-    def _output(self, x: Tensor, xf: Tensor, affinity: Tensor) -> Tensor:
+    def _output(self, x: Tensor, xf: Tensor, propagate: Callable[[Tensor], Tensor]) -> Tensor:
         for unit in self.units:
-            xf = unit(xf, affinity)
+            xf = unit(xf, propagate)
         return unfold_frames(xf, x)
 
     def forward(self, x: Tensor) -> Tensor:
         check_input(x, self.channels, video=True)
         xf = fold_frames(x)
-        return self._output(x, xf, self._affinity_of(xf))
+        if self.impl == IMPL_SDPA:  # θ, φ from the stage's input, as the dense form's A
+            theta, phi = flatten_positions(self.theta(xf)), flatten_positions(self.phi(xf))
+            scale = 1.0 / math.sqrt(self.inner_channels)
+            return self._output(x, xf, lambda z: fused_attention(theta, phi, z, scale))
+        affinity = self._affinity_of(xf)
+        return self._output(x, xf, lambda z: aggregate(affinity, z))

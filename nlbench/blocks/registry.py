@@ -24,10 +24,38 @@ from torch import nn
 from nlbench.vocabulary import ClaimedComplexity, did_you_mean
 
 ENTRY_POINT_GROUP = "nlbench.blocks"
+#: The option that selects one of a block's exact implementations.
+IMPL_OPTION = "impl"
 
 
 class BlockError(ValueError):
     """A block name, option or size that the registry cannot accept."""
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """One exact implementation of a block, selected with its ``impl`` option: the same
+    function (and ``state_dict``) as the default, computed another way, so it carries
+    its own claimed complexity and memory shape.
+
+    ``requires`` restricts it to option values it is exact for (e.g. the factorised NL
+    exists only for ``mode="dot_product"``): (option, allowed values) pairs.
+    """
+
+    name: str
+    claimed: ClaimedComplexity
+    description: str
+    dense_affinity: bool = False
+    requires: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+
+    def problem(self, block: str, options: Mapping[str, Any]) -> str | None:
+        """Why this implementation cannot run with ``options``, or None."""
+        for option, allowed in self.requires:
+            if options.get(option) not in allowed:
+                values = " or ".join(map(repr, allowed))
+                return (f"block {block!r}: impl {self.name!r} is exact only for {option}={values}, "
+                        f"got {option}={options.get(option)!r}")
+        return None
 
 
 @dataclass(frozen=True)
@@ -39,7 +67,9 @@ class BlockSpec:
     unless ``spatial_size_option`` names a boolean option that turns that off.
     ``needs_frames``: its weights depend on T (the constructor takes ``frames``, which
     the sweep fills in from the case). ``dense_affinity``: it holds N×N matrices, which
-    the sweep's memory estimate must know.
+    the sweep's memory estimate must know. ``implementations``: the exact alternatives
+    its ``impl`` option selects (the default one first); a configuration's claim and
+    memory shape are :meth:`claimed_for` and :meth:`dense_affinity_for`.
     """
 
     name: str
@@ -53,6 +83,24 @@ class BlockSpec:
     source: str = "builtin"
     spatial_size_option: str | None = None
     dense_affinity: bool = False
+    implementations: tuple[Implementation, ...] = ()
+
+    def implementation(self, options: Mapping[str, Any]) -> Implementation | None:
+        """The implementation ``options`` select (None for a block without alternatives)."""
+        if not self.implementations:
+            return None
+        chosen = options.get(IMPL_OPTION, self.default_options.get(IMPL_OPTION))
+        return next((i for i in self.implementations if i.name == chosen), None)
+
+    def claimed_for(self, options: Mapping[str, Any]) -> ClaimedComplexity:
+        """The claimed complexity of this configuration (its implementation's, if any)."""
+        chosen = self.implementation(options)
+        return chosen.claimed if chosen is not None else self.claimed
+
+    def dense_affinity_for(self, options: Mapping[str, Any]) -> bool:
+        """Whether this configuration holds N×N matrices."""
+        chosen = self.implementation(options)
+        return chosen.dense_affinity if chosen is not None else self.dense_affinity
 
     @property
     def needs_frames(self) -> bool:
@@ -99,17 +147,24 @@ def register_block(
     needs_spatial_size: bool = False,
     spatial_size_option: str | None = None,
     dense_affinity: bool = False,
+    implementations: tuple[Implementation, ...] = (),
 ) -> Callable[[ModuleT], ModuleT]:
     """Class decorator that registers a block under ``name``.
 
     The class is constructed as ``cls(channels, spatial_size=..., **options)``; it
     receives ``spatial_size`` only when ``needs_spatial_size`` is true. Its options
     and their defaults are its constructor's keyword parameters (see :class:`BlockSpec`).
+    ``implementations`` declares the values of its ``impl`` option (the constructor's
+    default must be the first one's name).
     """
 
     def decorate(cls: ModuleT) -> ModuleT:
         if name in _REGISTRY and _REGISTRY[name].factory is not cls:
             raise BlockError(f"block {name!r} is already registered (by {_REGISTRY[name].source})")
+        defaults = constructor_defaults(cls, name)
+        if implementations and defaults.get(IMPL_OPTION) != implementations[0].name:
+            raise BlockError(f"block {name!r}: its constructor's default {IMPL_OPTION}= must be "
+                             f"{implementations[0].name!r}, the first implementation declared")
         _REGISTRY[name] = BlockSpec(
             name=name,
             family=family,
@@ -117,11 +172,12 @@ def register_block(
             claimed=claimed,
             supports_video=supports_video,
             needs_spatial_size=needs_spatial_size,
-            default_options=MappingProxyType(constructor_defaults(cls, name)),
+            default_options=MappingProxyType(defaults),
             factory=cls,
             source=cls.__module__,
             spatial_size_option=spatial_size_option,
             dense_affinity=dense_affinity,
+            implementations=tuple(implementations),
         )
         return cls
 
@@ -243,7 +299,17 @@ def resolve_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
         raise BlockError(f"block {name!r} has no option {', '.join(map(repr, unknown))}; valid options: {valid}.")
     for option, value in options.items():
         _check_option_value(name, option, value, _option_kinds(spec, option))
-    return {**spec.default_options, **options}
+    merged = {**spec.default_options, **options}
+    if spec.implementations:
+        names = [i.name for i in spec.implementations]
+        chosen = spec.implementation(merged)
+        if chosen is None:
+            raise BlockError(f"block {name!r}: unknown {IMPL_OPTION} {merged.get(IMPL_OPTION)!r}."
+                             f"{did_you_mean(str(merged.get(IMPL_OPTION)), names)} Implementations: {', '.join(names)}.")
+        problem = chosen.problem(name, merged)
+        if problem is not None:
+            raise BlockError(problem)
+    return merged
 
 
 def create_block(

@@ -83,19 +83,20 @@ def _to_claim(value: ClaimLike) -> ClaimedComplexity:
     raise ValueError(f"cannot read a claimed complexity from {value!r}")
 
 
-def _claims_from_frame(frame: pd.DataFrame) -> dict[str, ClaimedComplexity]:
-    """Claims recorded in the results' ``claimed_*`` columns, one per block."""
+def _claims_from_frame(frame: pd.DataFrame) -> dict[tuple[str, str], ClaimedComplexity]:
+    """Claims recorded in the results' ``claimed_*`` columns, one per (block, options):
+    a block's implementations (its ``impl`` option) claim different complexities."""
     columns = ("claimed_complexity", "claimed_n_exponent", "claimed_c_exponent")
     if not all(column in frame.columns for column in columns):
         return {}
-    claims: dict[str, ClaimedComplexity] = {}
-    for block, rows in frame.groupby("block", sort=True):
+    claims: dict[tuple[str, str], ClaimedComplexity] = {}
+    for (block, options), rows in frame.groupby(["block", "options"], sort=True):
         rows = rows.dropna(subset=list(columns))
         if rows.empty:
             continue
         first = rows.iloc[0]
         log_power = first.get("claimed_n_log_power", 0)
-        claims[str(block)] = ClaimedComplexity(
+        claims[(str(block), str(options))] = ClaimedComplexity(
             str(first["claimed_complexity"]),
             float(first["claimed_n_exponent"]),
             float(first["claimed_c_exponent"]),
@@ -129,9 +130,8 @@ def fit_run(
     """
     rule = VerdictRule(tolerance, max_ci_halfwidth, min_points, min_range)
     frame = ok_rows(df)
-    known = _claims_from_frame(frame)
-    if claims is not None:
-        known.update({str(block): _to_claim(value) for block, value in claims.items()})
+    recorded = _claims_from_frame(frame)
+    given = {str(block): _to_claim(value) for block, value in (claims or {}).items()}
     records: list[dict[str, Any]] = []
     for name in metrics:
         column = metric(name).column
@@ -148,7 +148,7 @@ def fit_run(
                     rows[x_column].to_numpy(float, na_value=np.nan),
                     rows[column].to_numpy(float),
                     axis,
-                    known.get(block),
+                    given.get(block, recorded.get((block, str(fixed["options"])))),
                     rule=rule,
                     tail_points=tail_points,
                     max_terms=max_terms,

@@ -43,12 +43,13 @@ def base_record(case: Case) -> dict[str, Any]:
     record: dict[str, Any] = {"kind": KIND_SWEEP, "case_id": case.case_id, **case.to_dict(), "label": case.label}
     try:
         spec = get_spec(case.block)
+        claimed = spec.claimed_for(dict(case.options))
         record.update(
             family=spec.family,
-            claimed_complexity=spec.claimed.text,
-            claimed_n_exponent=spec.claimed.n_exponent,
-            claimed_c_exponent=spec.claimed.c_exponent,
-            claimed_n_log_power=spec.claimed.n_log_power,
+            claimed_complexity=claimed.text,
+            claimed_n_exponent=claimed.n_exponent,
+            claimed_c_exponent=claimed.c_exponent,
+            claimed_n_log_power=claimed.n_log_power,
         )
     except ValueError:
         pass

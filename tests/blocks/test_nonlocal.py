@@ -216,8 +216,9 @@ def test_registry_entries() -> None:
         assert spec.claimed.text == "O(C·H²W²)"
         assert (spec.claimed.n_exponent, spec.claimed.c_exponent) == (2.0, 1.0)
         assert spec.supports_video and not spec.needs_spatial_size
-    assert dict(get_spec("nl").default_options) == {"mode": "embedded_gaussian", "sub_sample": False, "reduction": 2}
-    assert dict(get_spec("ns").default_options) == {"reduction": 2, "stage_num": 1}
+    assert dict(get_spec("nl").default_options) == {"mode": "embedded_gaussian", "sub_sample": False, "reduction": 2,
+                                                  "impl": "dense"}
+    assert dict(get_spec("ns").default_options) == {"reduction": 2, "stage_num": 1, "impl": "dense"}
 
 
 @pytest.mark.parametrize(
