@@ -59,7 +59,8 @@ def _finding_cost(sweep: pd.DataFrame) -> str | None:
     channels = (per_c.index[per_c >= 2] if (per_c >= 2).any() else per_c.index).max()
     at = at.loc[at["channels"] == channels]
     per_block = at.groupby(["block", "options"], sort=False).agg(
-        macs=("macs", "median"), latency=(metric("latency_fwd_ms").column, "median")).sort_values("macs")
+        macs=("macs", "median"), flops=("flops", "median"),
+        latency=(metric("latency_fwd_ms").column, "median")).sort_values("macs")
     first = at.iloc[0]
     where = f"{size_text(first['height'], first['width'], first['frames'])}, C={int(channels)}"
     (cheap_block, cheap_opts), cheap = per_block.index[0], per_block.iloc[0]
@@ -67,8 +68,8 @@ def _finding_cost(sweep: pd.DataFrame) -> str | None:
 
     factor, prefix, _ = pick_prefix([dear["macs"]])  # k/M/G = 10³/10⁶/10⁹, as the report's header says
 
-    def describe(macs: float, latency: float) -> str:
-        text = f"{scaled(macs, factor)} {prefix}MACs ({scaled(2 * macs, factor)} {prefix}FLOPs)"
+    def describe(macs: float, flops: float, latency: float) -> str:
+        text = f"{scaled(macs, factor)} {prefix}MACs ({scaled(flops, factor)} {prefix}FLOPs)"
         return text + (f", {num(latency)} ms forward (median)" if math.isfinite(as_float(latency)) else "")
 
     missing = sweep.loc[(sweep["status"] != STATUS_OK) & (sweep["positions"] == sizes.max())
@@ -80,12 +81,12 @@ def _finding_cost(sweep: pd.DataFrame) -> str | None:
             for _, r in missing.iterrows()) + "."
     if len(per_block) == 1:
         return (f"At the largest size measured ({where}) only **{block_label(dear_block, dear_opts)}** ran: "
-                f"{describe(dear['macs'], dear['latency'])}.{absent}")
+                f"{describe(dear['macs'], dear['flops'], dear['latency'])}.{absent}")
     ratio = dear["macs"] / cheap["macs"] if cheap["macs"] > 0 else math.inf
     times = f"{num(ratio)}× the MACs of" if math.isfinite(ratio) else "more MACs than"
     return (f"At the largest size measured ({where}), **{block_label(dear_block, dear_opts)}** is the most expensive "
-            f"block: {describe(dear['macs'], dear['latency'])}, {times} the cheapest, "
-            f"**{block_label(cheap_block, cheap_opts)}** ({describe(cheap['macs'], cheap['latency'])}).{absent}")
+            f"block: {describe(dear['macs'], dear['flops'], dear['latency'])}, {times} the cheapest, "
+            f"**{block_label(cheap_block, cheap_opts)}** ({describe(cheap['macs'], cheap['flops'], cheap['latency'])}).{absent}")
 
 
 def _finding_verdict(fits: pd.DataFrame) -> str | None:

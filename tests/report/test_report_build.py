@@ -480,3 +480,17 @@ def test_dollar_signs_in_names_are_drawn_as_text_not_mathtext(make_run) -> None:
     assert plots and all(plot.png.startswith(PNG_SIGNATURE) for plot in plots)
     legend = {label for plot in plots for label in plot.legend}
     assert {"$x^2$", "$\\frac{$", "\\$$"} <= {label.split("  (fit")[0] for label in legend}
+
+
+def test_cost_finding_quotes_the_stored_flops_not_twice_the_macs() -> None:
+    """FLOPs = 2·MACs + the rest: the summary reads them from the store."""
+    import pandas as pd
+
+    from nlbench import store
+    from nlbench.report.prose import _finding_cost
+
+    rows = [{"case_id": f"{b}", "kind": "sweep", "block": b, "options": "{}", "channels": 8, "height": 4,
+             "width": 4, "batch": 1, "device": "cpu", "dtype": "float32", "status": "ok",
+             "macs": macs, "flops": flops} for b, macs, flops in (("dear", 1e9, 3e9), ("cheap", 1e8, 5e8))]
+    text = _finding_cost(store.normalise(pd.DataFrame(rows)))
+    assert "1 GMACs (3 GFLOPs)" in text and "0.1 GMACs (0.5 GFLOPs)" in text
