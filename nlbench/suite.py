@@ -33,7 +33,7 @@ SUITES_DIR = Path(__file__).resolve().parent / "suites"
 DEVICES = ("cpu", "cuda")
 TOP_LEVEL_FIELDS = {
     "name", "description", "blocks", "channels", "resolutions", "batch", "frames", "dtype",
-    "device", "measure", "latency", "limits", "gate", "options", "paper_table",
+    "device", "measure", "latency", "limits", "gate", "options", "variants", "paper_table",
 }
 
 
@@ -85,6 +85,7 @@ class Suite:
     limits: Limits = field(default_factory=Limits)
     gate: GateSettings = field(default_factory=GateSettings)
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
+    variants: tuple[tuple[str, Mapping[str, Any]], ...] = ()
     paper_table: PaperTable | None = None
 
     def block_names(self) -> list[str]:
@@ -96,20 +97,31 @@ class Suite:
             names = [n for n in names if get_spec(n).supports_video]
         return names
 
+    def configurations(self) -> list[tuple[str, dict[str, Any]]]:
+        """(block, options) pairs in order: each selected block with its ``[options]``
+        table, then each ``[[variants]]`` entry (a block again, other options)."""
+        from nlbench.blocks import get_spec
+
+        found = [(name, dict(self.options.get(name, {}))) for name in self.block_names()]
+        for name, options in self.variants:
+            if not self.frames or get_spec(name).supports_video:
+                found.append((name, {**self.options.get(name, {}), **options}))
+        return found
+
     def cases(self, *, only_blocks: list[str] | None = None, device: str | None = None) -> list[Case]:
-        """Every case of the suite, in a stable order (block-major)."""
+        """Every case of the suite, in a stable order (configuration-major)."""
         from nlbench.blocks import resolve_options
 
-        names = self.block_names()
+        configurations = self.configurations()
         if only_blocks is not None:
-            names = [n for n in names if n in only_blocks]
+            configurations = [(n, o) for n, o in configurations if n in only_blocks]
         frames_axis: tuple[int | None, ...] = self.frames or (None,)
         devices = (device,) if device else self.device
         cases = []
-        for name, dev, dtype, channels, batch, frames, (height, width) in itertools.product(
-            names, devices, self.dtype, self.channels, self.batch, frames_axis, self.resolutions
+        for (name, options), dev, dtype, channels, batch, frames, (height, width) in itertools.product(
+            configurations, devices, self.dtype, self.channels, self.batch, frames_axis, self.resolutions
         ):
-            options = dict(self.options.get(name, {}))
+            options = dict(options)
             resolve_options(name, options)  # unknown options fail before anything runs
             cases.append(Case(name, channels, height, width, batch=batch, frames=frames,
                               dtype=dtype, device=dev, options=Case.normalise_options(options)))
@@ -206,6 +218,7 @@ def parse_suite(data: Mapping[str, Any], *, source: str = "<suite>") -> Suite:
         limits=v.limits(data.get("limits", {})),
         gate=v.gate(data.get("gate", {})),
         options=v.options(data.get("options", {})),
+        variants=v.variants(data.get("variants", [])),
         paper_table=v.paper_table(data["paper_table"]) if "paper_table" in data else None,
     )
 
@@ -327,6 +340,28 @@ class _Validator:
             except BlockError as exc:
                 raise self.fail(f"options.{block}", f"options the block accepts ({exc})") from None
         return MappingProxyType({k: MappingProxyType(dict(v)) for k, v in table.items()})
+
+    def variants(self, entries: Any) -> tuple[tuple[str, Mapping[str, Any]], ...]:
+        """``[[variants]]``: more configurations of a block, each ``block = NAME`` and an
+        ``options`` table (e.g. ``impl = "factorized"``), swept like the listed blocks."""
+        expected = 'an array of tables, e.g. [[variants]] block = "snl" options = { impl = "factorized" }'
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise self.fail("variants", expected, entries)
+        from nlbench.blocks import BlockError, get_spec, resolve_options
+
+        found = []
+        for index, entry in enumerate(entries):
+            where = f"variants[{index}]"
+            unknown = sorted(set(entry) - {"block", "options"})
+            if unknown or not isinstance(entry.get("block"), str) or not isinstance(entry.get("options", {}), dict):
+                raise self.fail(where, "a table with block = NAME and options = { … } only", entry)
+            try:
+                get_spec(entry["block"])
+                resolve_options(entry["block"], entry.get("options", {}))
+            except BlockError as exc:
+                raise self.fail(where, f"a registered block and options it accepts ({exc})") from None
+            found.append((entry["block"], MappingProxyType(dict(entry.get("options", {})))))
+        return tuple(found)
 
     def paper_table(self, table: Any) -> PaperTable:
         table = self._table(table, "paper_table", {"title", "giga", "maps", "rows"})

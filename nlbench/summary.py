@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from nlbench import store
-from nlbench.report.formatting import size_text
+from nlbench.report.formatting import block_label, size_text
 from nlbench.report.model import Cell, Table, number_column, text_column
 from nlbench.vocabulary import STATUS_CELL, STATUS_OK, Metric, metric
 
@@ -36,6 +36,8 @@ def summary_table(df: pd.DataFrame, m: Metric) -> Table:
     metric's value (G for counts), a failed case's status, "" where not run."""
     frame = store.sweep_records(store.normalise(df))
     several_c = frame["channels"].nunique() > 1
+    # A block measured with several option sets (suite variants) gets one row per set.
+    several_options = frame.groupby("block")["options"].nunique()
     cells: dict[str, dict[str, Cell]] = {}
     column_order: list[str] = []
     for _, row in frame.iterrows():
@@ -43,7 +45,9 @@ def summary_table(df: pd.DataFrame, m: Metric) -> Table:
         if key not in column_order:
             column_order.append(key)
         value: Cell = STATUS_CELL.get(row["status"], row["status"]) if row["status"] != STATUS_OK else row[m.column]
-        cells.setdefault(str(row["block"]), {})[key] = value
+        label = (block_label(row["block"], row["options"]) if several_options.get(row["block"], 1) > 1
+                 else str(row["block"]))
+        cells.setdefault(label, {})[key] = value
     scale = 1.0 if m.sampled else GIGA
     spec = [text_column("block"), *[number_column(key, scale=scale) for key in column_order]]
     rows = [[block, *[by_size.get(key, "") for key in column_order]] for block, by_size in cells.items()]

@@ -10,7 +10,7 @@ import pytest
 from nlbench.blocks import BlockError
 from nlbench.suite import SUITES_DIR, SuiteError, load_suite, parse_suite
 
-SHIPPED = ["smoke", "resolution", "channels", "video", "paper-srl-table3", "gate"]
+SHIPPED = ["smoke", "resolution", "channels", "video", "paper-srl-table3", "gate", "exact-forms"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -69,6 +69,10 @@ GOOD = 'name = "t"\nblocks = ["nl"]\nchannels = [8]\nresolutions = [4]\n'
         (GOOD + "[latency]\nwarm_up = 1\n", "latency.warm_up", "one of"),
         (GOOD + "[options.nl]\nmodee = 'x'\n", "options.nl", "no option 'modee'"),
         (GOOD + "colour = 1\n", "colour", "one of"),
+        (GOOD + "variants = 3\n", "variants", "array of tables"),
+        (GOOD + "[[variants]]\nblock = 'snl'\nimpl = 'factorized'\n", "variants[0]", "block = NAME and options"),
+        (GOOD + "[[variants]]\nblock = 'snl'\noptions = { impl = 'factorised' }\n", "variants[0]", "Did you mean"),
+        (GOOD + "[[variants]]\nblock = 'nl'\noptions = { impl = 'factorized' }\n", "variants[0]", "dot_product"),
         ("name = [", "(syntax)", "valid TOML"),
     ],
 )
@@ -125,3 +129,26 @@ def test_gate_table_is_validated(table, field) -> None:
 def test_gate_table_values_reach_the_suite() -> None:
     data = {"name": "s", "blocks": ["nl"], "channels": [8], "resolutions": [8], "gate": {"threshold": 0.2}}
     assert parse_suite(data).gate.threshold == 0.2
+
+
+def test_variants_add_configurations_after_the_listed_blocks(tmp_path: Path) -> None:
+    text = (GOOD + "[options.nl]\nreduction = 4\n"
+            "[[variants]]\nblock = 'nl'\noptions = { mode = 'dot_product', impl = 'factorized' }\n"
+            "[[variants]]\nblock = 'snl'\noptions = { impl = 'factorized' }\n")
+    suite = load_suite(write(tmp_path, text))
+    assert [(c.block, dict(c.options)) for c in suite.cases()] == [
+        ("nl", {"reduction": 4}),
+        ("nl", {"reduction": 4, "mode": "dot_product", "impl": "factorized"}),  # [options.nl] applies too
+        ("snl", {"impl": "factorized"}),
+    ]
+    assert [c.block for c in suite.cases(only_blocks=["snl"])] == ["snl"]
+
+
+def test_exact_forms_suite_measures_every_implementation() -> None:
+    cases = load_suite("exact-forms").cases()
+    impls = {(c.block, dict(c.options).get("mode", "embedded_gaussian"), dict(c.options).get("impl", "dense"))
+             for c in cases}
+    assert impls == {("snl", "embedded_gaussian", "dense"), ("snl", "embedded_gaussian", "factorized"),
+                     ("nl", "embedded_gaussian", "dense"), ("nl", "embedded_gaussian", "sdpa"),
+                     ("nl", "dot_product", "dense"), ("nl", "dot_product", "factorized"),
+                     ("ns", "embedded_gaussian", "dense"), ("ns", "embedded_gaussian", "sdpa")}

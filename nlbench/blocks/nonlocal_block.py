@@ -87,9 +87,14 @@ def aggregate(affinity: Tensor, z: Tensor) -> Tensor:
 def fused_attention(theta: Tensor, phi: Tensor, values: Tensor, scale: float) -> Tensor:
     """softmax_row(scale · θᵀφ)·V in channels-first layout by fused attention: θ (B, d, N),
     φ (B, d, M), V (B, C, M) -> (B, C, N), never forming the N×M matrix (memory O(N))."""
-    out = F.scaled_dot_product_attention(theta.transpose(1, 2), phi.transpose(1, 2), values.transpose(1, 2),
-                                         scale=scale)
-    return out.transpose(1, 2)
+    # (B, heads = 1, positions, channels) with unit last stride: CPU's fused (flash) kernel
+    # takes only 4-D inputs whose last dimension is dense; for any other layout the math
+    # fallback forms the N×M matrix after all. The copies are O(N·C).
+    def heads(t: Tensor) -> Tensor:
+        return t.transpose(1, 2).contiguous().unsqueeze(1)
+
+    out = F.scaled_dot_product_attention(heads(theta), heads(phi), heads(values), scale=scale)
+    return out.squeeze(1).transpose(1, 2)
 
 
 def softmax_affinity(theta: Tensor, phi: Tensor, scale: float) -> Tensor:

@@ -20,6 +20,7 @@ from nlbench import store
 from nlbench.counter_gaps import counter_class_gaps
 from nlbench.fit import crossovers, fit_run
 from nlbench.report import sections
+from nlbench.report.exact_forms import exact_forms_section
 from nlbench.report.model import Report
 from nlbench.report.prose import summary_findings
 from nlbench.report.tables import counter_comparison
@@ -132,6 +133,7 @@ def assemble_report(
         sections.attribution_section(sweep, manifests, order, several),
         sections.cost_section(sweep, "C", several),
         sections.verdict_section(fits, several),
+        *([exact] if (exact := exact_forms_section(sweep, fits)) is not None else []),
         sections.crossover_section(crossings, several),
         sections.delta_section(sweep, several),
         sections.failure_section(sweep, several),

@@ -118,3 +118,14 @@ def test_list_verbose_shows_the_implementations(capsys: pytest.CaptureFixture[st
     assert main(["list", "snl", "-v"]) == 0
     out = capsys.readouterr().out
     assert "factorized" in out and "O(C′²·HW)" in out
+
+
+@pytest.mark.parametrize("name", ["nl", "ns"])
+def test_sdpa_takes_the_fused_kernel_and_forms_no_n_by_n_matrix(name: str) -> None:
+    """CPU's flash kernel needs 4-D inputs with a dense last dimension; any other layout
+    falls back to the math path, which forms the N×N matrix after all."""
+    h = w = 12
+    n = h * w
+    count = count_flops(create_block(name, 16, impl="sdpa").eval(), (torch.randn(1, 16, h, w),))
+    assert any("_scaled_dot_product_flash_attention_for_cpu" in o.op for o in count.operators)
+    assert all(shape[-2:] != (n, n) for s in count.shapes for shape in s.input_shapes)
