@@ -9,8 +9,11 @@ time is the median of back-to-back calls lasting at least ``--min-time`` seconds
 comparison's ratio is the median over rounds of the per-round ratios (with its range).
 Run it on a quiet machine: nothing else may be measuring or compiling meanwhile.
 
-The CCNet reference is written here from the approach of the authors' pure-PyTorch
-criss-cross attention (column and row energies as batched products over B·W and B·H,
+The A² and CGNL references follow the layout of their authors' code (A²: the MXNet
+block's reshapes, softmaxes and two batched dots; CGNL: a loop over groups, the Taylor
+terms stacked, two batched products); they take our weights, and their outputs are
+checked equal to ours before timing. The CCNet reference is written here from the
+approach of the authors' pure-PyTorch criss-cross attention (column and row energies as batched products over B·W and B·H,
 the self position masked by adding a −inf diagonal, one softmax over the H + W
 entries, aggregation by batched products); it takes its weights from our block, and
 its output is checked equal to ours before timing.
@@ -73,6 +76,52 @@ class CCNetStyleRCCA(nn.Module):
         for _ in range(self.ours.recurrence):
             h = self.cca(h)
         return x + self.ours.conv_b(h)
+
+
+class DoubleAttentionReference(nn.Module):
+    """A² as the authors' code computes it (Chen et al.'s MXNet block): reshape each map to
+    (B, c, N), softmax B over the positions and V over c_n, then two batched dots —
+    written here with our weights."""
+
+    def __init__(self, ours: nn.Module) -> None:
+        super().__init__()
+        self.ours = ours
+
+    def forward(self, x: Tensor) -> Tensor:
+        o = self.ours
+        b, _, h, w = x.shape
+        a = o.conv_a(x).view(b, o.c_m, h * w)
+        maps = torch.softmax(o.conv_b(x).view(b, o.c_n, h * w), dim=-1)
+        vectors = torch.softmax(o.conv_v(x).view(b, o.c_n, h * w), dim=1)
+        descriptors = torch.matmul(a, maps.permute(0, 2, 1))
+        z = torch.matmul(descriptors, vectors).view(b, o.c_m, h, w)
+        return x + o.norm(o.conv_out(z))
+
+
+class CGNLReference(nn.Module):
+    """CGNL as the authors' PyTorch code lays it out: a Python loop over the groups; per
+    group the Taylor terms of θ and φ stacked into (B, P+1, L) and two batched products
+    (att = Φ·g, then att·Θ) — written here with our weights and coefficients."""
+
+    def __init__(self, ours: nn.Module) -> None:
+        super().__init__()
+        self.ours = ours
+
+    def forward(self, x: Tensor) -> Tensor:
+        from nlbench.blocks.cgnl import taylor_coefficients
+
+        o = self.ours
+        b, _, h, w = x.shape
+        coefficients = taylor_coefficients(o.order, o.gamma)
+        outs = []
+        for t, p, g in zip(*(conv(x).chunk(o.groups, dim=1) for conv in (o.theta, o.phi, o.g))):
+            c = t.shape[1]
+            t, p, g = t.reshape(b, 1, c * h * w), p.reshape(b, 1, c * h * w), g.reshape(b, c * h * w, 1)
+            t_taylor = torch.cat([t**k * alpha for k, alpha in enumerate(coefficients)], dim=1)
+            p_taylor = torch.cat([p**k * alpha for k, alpha in enumerate(coefficients)], dim=1)
+            att = torch.bmm(p_taylor, g)  # (B, P+1, 1)
+            outs.append(torch.bmm(att.view(b, 1, len(coefficients)), t_taylor).view(b, c, h, w))
+        return x + o.norm(o.conv_out(torch.cat(outs, dim=1)))
 
 
 @dataclass(frozen=True)
@@ -171,6 +220,12 @@ def main() -> None:
             candidate, ref = _pair_blocks(block, options, impl, reference, args.channels)
             results.append(compare(name, candidate, ref, (f"{block} {impl or 'dense'}", reference[0] if reference
                                    else f"{block} dense"), size, args.channels, args.rounds, args.min_time, check))
+            print(_line(results[-1]), flush=True)
+        for name, block, reference in (("a2 (ours) / authors' layout", "a2", DoubleAttentionReference),
+                                       ("cgnl (ours) / authors' layout", "cgnl", CGNLReference)):
+            ours = _randomised(create_block(block, args.channels), 0)
+            results.append(compare(name, ours, reference(ours).eval(), (block, "authors' layout"), size,
+                                   args.channels, args.rounds, args.min_time, True))
             print(_line(results[-1]), flush=True)
         if size <= 64:
             ours = _randomised(create_block("rcca", args.channels), 0)
