@@ -179,3 +179,15 @@ def test_settings_are_validated():
     for bad in ({"threshold": -0.1}, {"alpha": 0.0}, {"alpha": 1.5}, {"confidence": 1.0}, {"threshold": "x"}):
         with pytest.raises(SettingsError):
             GateSettings(**bad)
+
+
+def test_a_cost_recorded_on_one_side_only_is_a_warning_not_a_silent_skip():
+    """A baseline from store schema 1 has no multiply-add MACs: say so, compare the rest."""
+    from dataclasses import replace
+
+    old = case("nl-1")
+    old = replace(old, costs={"params": old.costs["params"]})  # schema 1: macs load as null
+    result = compare_sides(side(old), side(case("nl-1")), tiers=("cost",))
+    assert verdicts(result, "cost") == {("nl-1", "params"): GATE_COST_SAME}
+    assert len(result.warnings) == 1
+    assert "macs not compared for 1 case(s): not recorded in the baseline" in result.warnings[0]
