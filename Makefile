@@ -1,7 +1,7 @@
 # Set-up and the two jobs a new user runs first.  `make run` and `make test` create
 # .venv, install the CPU build of torch 2.13.0 *before* anything else (so no dependency
-# can pull a CUDA wheel), then the package with its dev and profile extras (the tests
-# check that torch-tb-profiler parses our traces).
+# can pull a CUDA wheel), then the package with its dev, profile and ray extras (the tests
+# check that torch-tb-profiler parses our traces and run the smoke suite on a local Ray).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
@@ -14,7 +14,7 @@ GATE_RESULTS  ?= results/gate-cost-check
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[dev,profile]"
+	$(BIN)/pip install --quiet -e ".[dev,profile,ray]"
 	touch $@
 
 install: $(BIN)/.installed

@@ -36,9 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     from nlbench.store import StoreError
     from nlbench.suite import SuiteError
 
+    from nlbench.ray_executor import RayExecutorError
+
     try:
         return args.handler(args)
-    except (BlockError, SuiteError, StoreError, FileNotFoundError) as exc:
+    except (BlockError, SuiteError, StoreError, RayExecutorError, FileNotFoundError) as exc:
         say("[bold red]error:[/] {}", exc)
         return 2
     except KeyboardInterrupt:
@@ -73,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="only these measurements, comma-separated (e.g. params,flops: counts only)")
     p_run.add_argument("--dry-run", action="store_true",
                        help="validate and expand the suite, print the cases with estimated memory and time; measure nothing")
+    p_run.add_argument("--executor", choices=["local", "ray"], default=None,
+                       help="where cases run: one isolated worker here (local, the default) or Ray tasks (ray)")
+    p_run.add_argument("--address", metavar="auto|HOST:PORT",
+                       help="with --executor ray: the Ray cluster to use (default: start a local Ray instance)")
     p_run.set_defaults(handler=cmd_run)
 
     p_gate = sub.add_parser(
@@ -212,7 +218,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                              "plugins it was started with)")
         suite, only_blocks, device, plugins = resume_arguments(args.resume)
         run_dir = args.resume
+        manifest = store.read_manifest(run_dir)
+        executor = args.executor or manifest.get("executor") or "local"
+        address = args.address if args.address is not None else manifest.get("address")
     else:
+        executor, address = args.executor or "local", args.address
         if not args.suite:
             raise SuiteError("(command line)", "--suite", "a suite name or path (or --resume RUN)")
         plugins = args.plugin
@@ -232,15 +242,47 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.dry_run:
             print_dry_run(suite, only_blocks, device)
             return 0
-        run_dir = start_run(suite, args.out or default_results_root(), only_blocks=only_blocks,
-                            device=device, plugins=plugins)
+    if address and executor != "ray":
+        raise SuiteError("(command line)", "--address", "only with --executor ray", address)
+    with ray_session(executor, address) as cluster:
+        if not args.resume:
+            run_dir = start_run(suite, args.out or default_results_root(), only_blocks=only_blocks,
+                                device=device, plugins=plugins,
+                                extra={"executor": executor, "address": address, "cluster": cluster})
+        return sweep_and_report(args, suite, run_dir, only_blocks, device, plugins, executor, address)
+
+
+@contextlib.contextmanager
+def ray_session(executor: str, address: str | None) -> Iterator[list | None]:
+    """With the ray executor: connected to (or running) Ray for the whole command, and the
+    cluster's machines for the manifest; otherwise nothing."""
+    if executor != "ray":
+        yield None
+        return
+    import ray
+
+    from nlbench.ray_executor import cluster_machines, connect
+
+    started = connect(address)
+    try:
+        yield cluster_machines()
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def sweep_and_report(args: argparse.Namespace, suite, run_dir: Path, only_blocks, device, plugins,
+                     executor: str, address: str | None) -> int:
+    from nlbench import store
+    from nlbench.sweep import run_sweep
+
     cases = suite.cases(only_blocks=only_blocks, device=device)
     done_before = len(store.finished_case_ids(run_dir))
     say("[bold]{}[/]: {} cases → {}" + (" ({} already done)" if done_before else ""),
         suite.name, len(cases), run_dir, done_before)
     with case_progress(len(cases), done_before) as on_case:
         result = run_sweep(suite, run_dir, only_blocks=only_blocks, device=device, plugins=plugins,
-                           progress=on_case, isolate=not args.in_process)
+                           progress=on_case, isolate=not args.in_process, executor=executor, address=address)
     print_run_summary(run_dir, suite)
     statuses = ", ".join(f"{k}: {v}" for k, v in sorted(result.statuses.items())) or "nothing left to run"
     say("ran {} cases ({}); run directory: [bold]{}[/]", result.ran, statuses, run_dir)

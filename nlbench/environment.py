@@ -21,6 +21,15 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def device_name(device: str = "cpu") -> str:
+    """What a case runs on: the GPU's name for a CUDA device, else the CPU model."""
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return cpu_model()
+
+
 def git_commit() -> str | None:
     """HEAD of the repository nlbench runs from, with ``-dirty`` if it has changes."""
     try:
@@ -50,9 +59,8 @@ def fingerprint(device: str = "cpu") -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "commit": git_commit(),
         "device": device,
-        "device_name": cpu_model(),
+        "device_name": device_name(device),
     }
     if device.startswith("cuda") and torch.cuda.is_available():
-        info["device_name"] = torch.cuda.get_device_name(torch.device(device))
         info["cuda_version"] = torch.version.cuda
     return info

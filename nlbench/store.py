@@ -43,6 +43,9 @@ MULTIPLY_ADD_MACS_SCHEMA = 2
 RESULTS_FILE = "results.jsonl"
 MANIFEST_FILE = "manifest.json"
 LOCK_FILE = ".lock"
+#: A record field set on a case whose task was lost with its worker or node (the ray
+#: executor): it is kept as data, but ``--resume`` measures the case again.
+LOST_FIELD = "lost"
 
 # The public columns of `load` (harness spec): reports, gates and users build on them.
 PUBLIC_COLUMNS = (
@@ -320,7 +323,8 @@ def scan_records(run_dir: Path | str) -> StoreScan:
                 damaged.append(number)
             continue
         key = record["case_id"]
-        counts[key] = counts.get(key, 0) + 1
+        if not by_id.get(key, {}).get(LOST_FIELD):  # a lost task's record is replaced by its resume, not doubled
+            counts[key] = counts.get(key, 0) + 1
         by_id.pop(key, None)
         by_id[key] = record
     return StoreScan(tuple(by_id.values()), tuple(damaged), {k: n for k, n in counts.items() if n > 1})
@@ -344,8 +348,9 @@ def read_records(run_dir: Path | str) -> list[dict[str, Any]]:
 
 
 def finished_case_ids(run_dir: Path | str) -> set[str]:
-    """Ids of cases that have a record (any status) — what `--resume` skips."""
-    return {record["case_id"] for record in scan_records(run_dir).records}
+    """Ids of cases that have a record (any status) — what `--resume` skips — except
+    cases whose task was lost (:data:`LOST_FIELD`), which a resume runs again."""
+    return {record["case_id"] for record in scan_records(run_dir).records if not record.get(LOST_FIELD)}
 
 
 def canonical_options(value: Any) -> str:

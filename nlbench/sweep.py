@@ -12,6 +12,10 @@ limit (``limits.case_timeout_s``, counted from when the ready worker receives it
 worker's own start-up is allowed :data:`WORKER_STARTUP_S` separately) is killed and
 recorded as ``timeout``. Cases whose estimated peak memory exceeds the limit are not
 run at all but recorded as ``skipped``. A run directory has one writer at a time.
+
+That is the ``local`` executor; ``ray`` (:mod:`nlbench.ray_executor`) runs the same units
+of work (:func:`next_task`, folded in by :func:`absorb`) as Ray tasks on a cluster, and
+this process still writes every record.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from nlbench import store
 from nlbench.case import DTYPE_BYTES, Case
@@ -46,6 +50,10 @@ from nlbench.vocabulary import (
 from nlbench.suite import Suite, load_suite
 
 GIB = 2**30
+EXECUTOR_LOCAL = "local"
+EXECUTOR_RAY = "ray"
+#: Where a sweep's cases run: one isolated worker here, or Ray tasks on a cluster.
+EXECUTORS: tuple[str, ...] = (EXECUTOR_LOCAL, EXECUTOR_RAY)
 #: Seconds a fresh worker may take to start (import torch, load plugins) before its
 #: first case; not counted against the case's own time limit.
 WORKER_STARTUP_S = 120.0
@@ -193,63 +201,100 @@ class PendingCase:
 
 def run_sweep(suite: Suite, run_dir: Path, *, only_blocks: list[str] | None = None, device: str | None = None,
               plugins: list[str] | None = None, progress: ProgressCallback[Case] | None = None,
-              isolate: bool = True) -> SweepResult:
+              isolate: bool = True, executor: str = EXECUTOR_LOCAL, address: str | None = None) -> SweepResult:
     """Measure every case of ``suite`` that ``run_dir`` does not hold yet.
 
     With ``latency.rounds`` = R > 1 the cases are measured round-robin: every case
     once (all measurements), then R − 1 further rounds of latency only, so slow drift
-    of the machine hits every block alike; a case's record is stored when its last
-    round is in. A case whose latency came out ``contended`` is measured again at the
-    end of the queue, up to ``latency.retries`` times, keeping the least contended
-    measurement. Each finished case is appended to the store before the next starts.
+    hits every block alike; a case's record is stored when its last round is in. A
+    case whose latency came out ``contended`` is measured again at the end of the
+    queue, up to ``latency.retries`` times, keeping the least contended measurement.
+    Each finished case is appended to the store as it completes, by this process only.
+
+    ``executor``: ``local`` (one isolated worker process here) or ``ray`` (Ray tasks on
+    the cluster at ``address``, or on a Ray instance started here; see
+    :mod:`nlbench.ray_executor`).
     """
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; executors: {', '.join(EXECUTORS)}")
     cases = suite.cases(only_blocks=only_blocks, device=device)
     settings = case_settings(suite, artifacts_dir=run_dir)
     statuses: dict[str, int] = {}
     with store.writer_lock(run_dir):
         done = store.finished_case_ids(run_dir)
         todo = [c for c in cases if c.case_id not in done]
-        runner = IsolatedRunner(settings, plugins or [], Path(run_dir) / "worker.log") if isolate else None
-        queue = collections.deque(PendingCase(case) for case in todo)
         finished = 0
-        try:
-            while queue:
-                item = queue.popleft()
-                if advance_case(item, settings, runner):
-                    queue.append(item)  # another round or a retry, after the other cases
-                    continue
-                assert item.record is not None
-                store.append_record(run_dir, item.record)
-                finished += 1
-                statuses[item.record["status"]] = statuses.get(item.record["status"], 0) + 1
-                if progress:
-                    progress(item.case, item.record, finished, len(todo))
-        finally:
-            if runner:
-                runner.close()
+
+        def keep(item: PendingCase) -> None:
+            nonlocal finished
+            assert item.record is not None
+            store.append_record(run_dir, item.record)
+            finished += 1
+            statuses[item.record["status"]] = statuses.get(item.record["status"], 0) + 1
+            if progress:
+                progress(item.case, item.record, finished, len(todo))
+
+        pending = [PendingCase(case) for case in todo]
+        if executor == EXECUTOR_RAY:
+            from nlbench.ray_executor import run_on_ray
+
+            run_on_ray(pending, settings, plugins or [], keep, address=address)
+        else:
+            _run_locally(pending, settings, plugins or [], keep, run_dir, isolate)
     return SweepResult(run_dir, len(cases), len(todo), len(cases) - len(todo), statuses)
 
 
-def advance_case(item: PendingCase, settings: CaseSettings, runner: "IsolatedRunner | None") -> bool:
-    """Run the next unit of ``item``; True when it needs another (a round or a retry)."""
+def _run_locally(pending: list[PendingCase], settings: CaseSettings, plugins: list[str],
+                 keep: Callable[[PendingCase], None], run_dir: Path, isolate: bool) -> None:
+    """The local executor: one isolated worker, the queue round-robin."""
+    runner = IsolatedRunner(settings, plugins, Path(run_dir) / "worker.log") if isolate else None
+    queue = collections.deque(pending)
+    try:
+        while queue:
+            item = queue.popleft()
+            if advance_case(item, settings, runner):
+                queue.append(item)  # another round or a retry, after the other cases
+                continue
+            keep(item)
+    finally:
+        if runner:
+            runner.close()
+
+
+def next_task(item: PendingCase, settings: CaseSettings) -> CaseTask:
+    """The next unit of work of ``item``: its first measurement, a later round, or a retry."""
+    if item.record is None:
+        return CaseTask(item.case)
+    if item.next_round < settings.sampling.rounds:
+        return CaseTask(item.case, item.next_round, latency_only=True)
+    return CaseTask(item.case, settings.sampling.rounds + item.retries, latency_only=True)
+
+
+def absorb(item: PendingCase, task: CaseTask, record: dict[str, Any], settings: CaseSettings) -> bool:
+    """Fold the record of ``task`` (from :func:`next_task`) into ``item``; True when it
+    needs another unit (a round or a retry of a contended latency)."""
     sampling = settings.sampling
     if item.record is None:
-        item.record = _run_one(CaseTask(item.case), settings, runner)
+        item.record = record
         item.next_round = 1
-    elif item.next_round < sampling.rounds:
-        later = _run_one(CaseTask(item.case, item.next_round, latency_only=True), settings, runner)
-        item.record = merge_rounds(item.record, later)
+    elif task.round_index < sampling.rounds:
+        item.record = merge_rounds(item.record, record)
         item.next_round += 1
     else:  # a retry of a contended latency: all rounds again would double the cost; one will do
         item.retries += 1
-        again = _run_one(CaseTask(item.case, sampling.rounds + item.retries - 1, latency_only=True), settings, runner)
-        item.record = least_contended(item.record, again)
+        item.record = least_contended(item.record, record)
         item.record["latency_attempts"] = 1 + item.retries
     if item.record["status"] != STATUS_OK:
         return False
     if item.next_round < sampling.rounds:
         return True
     return item.retries < sampling.retries and _is_contended(item.record)
+
+
+def advance_case(item: PendingCase, settings: CaseSettings, runner: "IsolatedRunner | None") -> bool:
+    """Run the next unit of ``item`` here; True when it needs another (a round or a retry)."""
+    task = next_task(item, settings)
+    return absorb(item, task, _run_one(task, settings, runner), settings)
 
 
 def _latency_passes(record: dict[str, Any]) -> list[str]:
@@ -289,15 +334,23 @@ def least_contended(record: dict[str, Any], again: dict[str, Any]) -> dict[str, 
     return chosen
 
 
-def _run_one(task: CaseTask, settings: CaseSettings, runner: "IsolatedRunner | None") -> dict[str, Any]:
-    case = task.case
+def skipped_record(case: Case, settings: CaseSettings) -> dict[str, Any] | None:
+    """The ``skipped`` record of a case whose estimated peak memory exceeds the limit, or None."""
     max_memory_gib = settings.limits.max_memory_gib
     estimate = estimate_peak_bytes(case)
-    if estimate > max_memory_gib * GIB:
-        record = base_record(case)
-        record.update(status=STATUS_SKIPPED, duration_s=0.0, estimated_peak_bytes=estimate,
-                      error=f"estimated peak memory {estimate / GIB:.1f} GiB exceeds the limit of {max_memory_gib:g} GiB")
-        return record
+    if estimate <= max_memory_gib * GIB:
+        return None
+    record = base_record(case)
+    record.update(status=STATUS_SKIPPED, duration_s=0.0, estimated_peak_bytes=estimate,
+                  error=f"estimated peak memory {estimate / GIB:.1f} GiB exceeds the limit of {max_memory_gib:g} GiB")
+    return record
+
+
+def _run_one(task: CaseTask, settings: CaseSettings, runner: "IsolatedRunner | None") -> dict[str, Any]:
+    case = task.case
+    skipped = skipped_record(case, settings)
+    if skipped is not None:
+        return skipped
     if runner is None:
         from nlbench.measure.run_case import measure_case
 

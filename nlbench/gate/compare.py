@@ -34,7 +34,7 @@ import math
 from dataclasses import replace
 from typing import Iterable
 
-from nlbench.gate.model import CaseResult, Comparison, GateResult, Side, Timing
+from nlbench.gate.model import MEASURED_ON_HOSTS, CaseResult, Comparison, GateResult, Side, Timing
 from nlbench.gate.statistics import (
     holm_adjust, one_sided_p_value, paired_p_value, paired_ratio_estimate, ratio_estimate, round_medians,
 )
@@ -62,8 +62,13 @@ def machine_warnings(baseline: Side, candidate: Side) -> list[str]:
     """Why the two sides' times may not be comparable: different machines, threads or
     torch, or measurements taken at different times rather than interleaved."""
     found = []
+    for side_name, side in (("baseline", baseline), ("candidate", candidate)):
+        hosts = side.machine.get(MEASURED_ON_HOSTS)
+        if hosts:
+            found.append(f"the {side_name}'s cases were timed on {len(hosts)} machines ({', '.join(hosts)}); "
+                         "a case's times are comparable only where both sides timed it on the same machine")
     for name, value in baseline.machine.items():
-        if name in ("started_at", "gate_session"):
+        if name in ("started_at", "gate_session", MEASURED_ON_HOSTS):
             continue
         other = candidate.machine.get(name)
         if value is not None and other is not None and value != other:

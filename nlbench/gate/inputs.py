@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from nlbench import store
-from nlbench.gate.model import CaseResult, Side, Timing
+from nlbench.gate.model import MEASURED_ON_HOSTS, CaseResult, Side, Timing
 from nlbench.vocabulary import COST_COLUMNS, LATENCY_METRICS, metric
 
 KIND_RUN = "run"
 KIND_PYTEST_BENCHMARK = "pytest-benchmark"
 #: The facts that must agree for two sides' times to be comparable, as a manifest states them.
 MACHINE_FIELDS: tuple[str, ...] = ("host", "cpu_model", "device_name", "torch_version", "threads")
+
 
 
 def read_side(path: Path | str) -> Side:
@@ -75,4 +76,9 @@ def side_from_run(run_dir: Path | str) -> Side:
         error = row.get("error") if isinstance(row.get("error"), str) else None
         cases[row["case_id"]] = CaseResult(row["case_id"], label, str(row["block"]), str(row["status"]),
                                            error, costs, timings)
-    return Side(str(run_dir), KIND_RUN, machine_of(manifest), cases)
+    machine = machine_of(manifest)
+    hosts = sorted({h for h in frame.get("host", []) if isinstance(h, str)})
+    if len(hosts) > 1:  # a cluster run (--executor ray): its cases were timed on several machines
+        machine["host"] = " + ".join(hosts)
+        machine[MEASURED_ON_HOSTS] = tuple(hosts)
+    return Side(str(run_dir), KIND_RUN, machine, cases)

@@ -10,6 +10,11 @@ from typing import Any, Mapping
 from nlbench.vocabulary import GATE_EXIT_OK, GATE_EXIT_REGRESSION, GATE_FAILING, GATE_INCONCLUSIVE, GateSettings
 
 
+#: A side's machine fact listing the hosts its cases were timed on, when there were
+#: several (a cluster run, ``--executor ray``).
+MEASURED_ON_HOSTS = "measured_on_hosts"
+
+
 @dataclass(frozen=True)
 class Timing:
     """One timed pass of one case: raw per-call samples in ms, the sampling round of

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import socket
 import time
 import traceback
 from typing import Any, Iterator
@@ -16,6 +17,7 @@ from typing import Any, Iterator
 import torch
 
 from nlbench.case import Case
+from nlbench.environment import device_name
 from nlbench.measure.allocator import describe_allocator
 from nlbench.measure.latency import MeasurementTimeout, intra_op_threads
 from nlbench.measure.registry import CaseSettings, get_measurer
@@ -94,7 +96,8 @@ def measure_case(case: Case, settings: CaseSettings) -> dict[str, Any]:
     value's columns merged into the record as it arrives; never raises for a failing
     case (the measurements taken before a failure are kept)."""
     record = base_record(case)
-    record.update(status=STATUS_OK, error=None, allocator=describe_allocator())
+    record.update(status=STATUS_OK, error=None, allocator=describe_allocator(), host=socket.gethostname(),
+                  device_name=device_name(case.device))
     started = time.perf_counter()
     settings = dataclasses.replace(settings, deadline=started + settings.limits.case_timeout_s)
     try:

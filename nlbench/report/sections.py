@@ -92,8 +92,9 @@ ENVIRONMENT_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("only blocks", "manifest", "only_blocks"),
     ("device override", "manifest", "device_override"),
     ("plugins", "manifest", "plugins"),
+    ("executor", "manifest", "executor"),
 )
-_OPTIONAL_FIELDS = ("cuda_version", "only_blocks", "device_override", "plugins")
+_OPTIONAL_FIELDS = ("cuda_version", "only_blocks", "device_override", "plugins", "executor")
 
 
 def environment_section(sweep: pd.DataFrame, probes: pd.DataFrame, manifests: Mapping[str, Mapping[str, Any]],
@@ -108,7 +109,8 @@ def environment_section(sweep: pd.DataFrame, probes: pd.DataFrame, manifests: Ma
         if key in _OPTIONAL_FIELDS and all(v == "—" for v in values):
             continue
         rows.append([label, *values])
-    for label, column in (("memory method", "memory_method"), ("latency threads (measured)", "latency_threads")):
+    for label, column in (("memory method", "memory_method"), ("latency threads (measured)", "latency_threads"),
+                          ("measured on (hosts)", "host")):
         values = []
         for run in order:
             found = (sweep.loc[sweep["run"] == run, column].dropna() if column in sweep.columns
@@ -124,7 +126,14 @@ def environment_section(sweep: pd.DataFrame, probes: pd.DataFrame, manifests: Ma
         counts.append(f"{len(in_run)} cases ({text})" + (f"; {n_probe} probe results" if n_probe else ""))
     rows.append(["results", *counts])
     spec = [text_column("field"), *[text_column(run) for run in order]]
-    return Section("environment", "Environment", tables=(_table("Environment (from each run's manifest)", spec, rows),))
+    notes = []
+    timed = sweep.loc[sweep[metric("latency_fwd_ms").column].notna() | sweep[metric("latency_fwdbwd_ms").column].notna()]
+    hosts = sorted({str(h) for h in timed["host"].dropna()}) if "host" in timed.columns else []
+    if len(hosts) > 1:
+        notes.append(f"Latencies here were measured on {len(hosts)} machines ({', '.join(hosts)}): a comparison of "
+                     "two cases timed on different machines is not like for like (the `host` column says which).")
+    return Section("environment", "Environment", notes=tuple(notes),
+                   tables=(_table("Environment (from each run's manifest)", spec, rows),))
 
 
 # ----------------------------------------------------------------------------------

@@ -191,3 +191,14 @@ def test_a_cost_recorded_on_one_side_only_is_a_warning_not_a_silent_skip():
     assert verdicts(result, "cost") == {("nl-1", "params"): GATE_COST_SAME}
     assert len(result.warnings) == 1
     assert "macs not compared for 1 case(s): not recorded in the baseline" in result.warnings[0]
+
+
+def test_a_side_timed_on_several_machines_is_warned_about():
+    from dataclasses import replace
+
+    from nlbench.gate.model import MEASURED_ON_HOSTS
+
+    cluster = side(case("nl-1"))
+    cluster = replace(cluster, machine={**cluster.machine, MEASURED_ON_HOSTS: ("node-a", "node-b")})
+    result = compare_sides(cluster, side(case("nl-1")))
+    assert any("timed on 2 machines (node-a, node-b)" in w for w in result.warnings)

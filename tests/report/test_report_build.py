@@ -494,3 +494,19 @@ def test_cost_finding_quotes_the_stored_flops_not_twice_the_macs() -> None:
              "macs": macs, "flops": flops} for b, macs, flops in (("dear", 1e9, 3e9), ("cheap", 1e8, 5e8))]
     text = _finding_cost(store.normalise(pd.DataFrame(rows)))
     assert "1 GMACs (3 GFLOPs)" in text and "0.1 GMACs (0.5 GFLOPs)" in text
+
+
+def test_latencies_from_several_machines_are_flagged() -> None:
+    import pandas as pd
+
+    from nlbench import store
+    from nlbench.report.sections import environment_section
+
+    rows = [{"case_id": h, "kind": "sweep", "block": "nl", "options": "{}", "channels": 8, "height": 4, "width": 4,
+             "batch": 1, "device": "cpu", "dtype": "float32", "status": "ok", "host": h, "run": "r",
+             "latency_fwd_ms_median": 1.0} for h in ("node-a", "node-b")]
+    sweep = store.normalise(pd.DataFrame(rows))
+    section = environment_section(sweep, sweep.iloc[0:0], {"r": {"executor": "ray"}}, ["r"])
+    assert any("measured on 2 machines (node-a, node-b)" in note for note in section.notes)
+    fields = {row[0]: row[1] for row in section.tables[0].rows}
+    assert fields["executor"] == "ray" and fields["measured on (hosts)"] == "node-a, node-b"
