@@ -241,3 +241,30 @@ def test_short_calls_are_blocked_and_warmup_runs_until_stable(x: Tensor) -> None
     blocked = measure_forward(slow, (x,), SamplingSettings(warmup=1, block_ms=1.0, max_warmup_s=0.0, min_run_time_s=0.0, min_samples=3))
     assert blocked.calls_per_sample == 1, "a call longer than block_ms is timed alone"
     assert max(blocked.off_cpu) > 0.5, "sleeping is time off the CPU"
+
+
+def test_warm_up_goes_on_while_calls_still_fault_fresh_memory_in() -> None:
+    """A call whose first runs grow the heap (fresh pages, faulted in) is not warm: those
+    runs are warm-up, not samples — bounded by MAX_FAULTING_WARMUP_CALLS."""
+    from nlbench.measure.latency import MAX_FAULTING_WARMUP_CALLS, STEADY_FAULTS_PER_CALL
+
+    kept: list[torch.Tensor] = []
+
+    class Growing(nn.Module):
+        def __init__(self, growing_calls: int) -> None:
+            super().__init__()
+            self.growing_calls = growing_calls
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if len(kept) < self.growing_calls:  # 64 MiB of fresh pages, kept alive: faulted in now
+                kept.append(torch.ones(16 * 2**20))
+            return x + 1
+
+    settings = SamplingSettings(warmup=1, min_samples=3, max_samples=3, min_run_time_s=0.0, **SINGLE)
+    result = measure_forward(Growing(3), torch.ones(4), settings)
+    assert result.warmup_calls == 4, "one warm-up call, then as long as calls fault (2 more), then one steady"
+    assert max(result.minor_faults) <= STEADY_FAULTS_PER_CALL, "no sample pays for growing the heap"
+    kept.clear()
+    bounded = measure_forward(Growing(100), torch.ones(4), settings)
+    assert bounded.warmup_calls == 1 + MAX_FAULTING_WARMUP_CALLS, "a call that always faults is not waited on for ever"
+    kept.clear()
