@@ -238,6 +238,40 @@ def pareto_plot_data(summary: pd.DataFrame, *, several_runs: bool = False) -> tu
     return tuple(plots)
 
 
+def learning_curve_plot_data(probes: pd.DataFrame, *, several_runs: bool = False) -> tuple[PlotData, ...]:
+    """Test accuracy against training steps per probe task: one line per block, the mean
+    over its seeds at each evaluated step, bars ±1 std over the seeds (from each stored
+    run's ``learning_curve``; steps where only one seed was evaluated have no bars). No
+    plot for a task whose runs were evaluated at the end only."""
+    plots = []
+    ok = probes.loc[probes["status"] == "ok"] if "status" in probes.columns else probes
+    for (run, task), group in ok.groupby(["run", "task"], sort=True, dropna=False):
+        series = []
+        for (block, options), runs in group.groupby(["block", "options"], sort=False):
+            by_step: dict[float, list[float]] = {}
+            for curve in runs["learning_curve"]:
+                for point in curve if isinstance(curve, list) else ():
+                    accuracy = point.get("test_accuracy") if isinstance(point, dict) else None
+                    if isinstance(accuracy, (int, float)) and math.isfinite(accuracy):
+                        by_step.setdefault(float(point["step"]), []).append(float(accuracy))
+            if not by_step:
+                continue
+            steps = sorted(by_step)
+            means = [float(np.mean(by_step[s])) for s in steps]
+            stds = [float(np.std(by_step[s], ddof=1)) if len(by_step[s]) > 1 else math.nan for s in steps]
+            spread = all(math.isfinite(d) for d in stds)
+            series.append(Series(block_label(block, options, str(run) if several_runs else None), tuple(steps),
+                                 tuple(means), tuple(m - d for m, d in zip(means, stds)) if spread else (),
+                                 tuple(m + d for m, d in zip(means, stds)) if spread else ()))
+        if not any(len(s.x) > 1 for s in series):  # evaluated only at the end: no curve to draw
+            continue
+        title = f"probe '{task}': test accuracy vs training steps" + (f" [{run}]" if several_runs else "")
+        plots.append(PlotData(key=_slug(f"curves-{task}-{run if several_runs else ''}"), title=title,
+                              xlabel="training steps", ylabel="test accuracy (mean ± std over seeds)",
+                              series=tuple(series), logx=False, logy=False, kind="cost"))
+    return tuple(plots)
+
+
 def heatmap_plot_data(key: str, title: str, panels: tuple[tuple[str, Any], ...]) -> PlotData:
     """A grid of receptive-field heat maps (|∂ centre output / ∂ input|, normalised),
     one panel per (label, 2-D values)."""

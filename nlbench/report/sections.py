@@ -21,7 +21,8 @@ from nlbench.report.formatting import (
 )
 from nlbench.report.model import Cell, Column, Interval, Section, Table, number_column, text_column
 from nlbench.report.plots import (
-    attribution_group, attribution_plot_data, cost_plot_data, heatmap_plot_data, pareto_plot_data, rate_plot_data,
+    attribution_group, attribution_plot_data, cost_plot_data, heatmap_plot_data, learning_curve_plot_data,
+    pareto_plot_data, rate_plot_data,
 )
 from nlbench.report.tables import (
     NOISE_MIN_MS, attributed_cases, delta_vs_identity, failed_cases, is_attributed, latency_noise, memory_limits,
@@ -660,8 +661,11 @@ def probe_section(probes: pd.DataFrame, several: bool) -> Section:
     intro = ("Short training probes: test accuracy (fraction correct, mean ± sample std over seeds) next to "
              "the probe network's MACs for one image. Pareto-optimal: no other block is at least as accurate "
              "with fewer MACs.")
+    intro += (" The learning curves show test accuracy at every evaluation during training (mean ± std over "
+              "seeds), so where learning starts, and whether it had stopped, can be read off.")
     return Section("probes", "Probe results", intro=intro, tables=tuple(tables),
-                   plots=pareto_plot_data(summary, several_runs=several))
+                   plots=(*pareto_plot_data(summary, several_runs=several),
+                          *learning_curve_plot_data(probes, several_runs=several)))
 
 
 # ----------------------------------------------------------------------------------

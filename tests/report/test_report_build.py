@@ -510,3 +510,30 @@ def test_latencies_from_several_machines_are_flagged() -> None:
     assert any("measured on 2 machines (node-a, node-b)" in note for note in section.notes)
     fields = {row[0]: row[1] for row in section.tables[0].rows}
     assert fields["executor"] == "ray" and fields["measured on (hosts)"] == "node-a, node-b"
+
+
+def test_learning_curves_show_mean_and_spread_over_seeds_per_block() -> None:
+    import pandas as pd
+
+    from nlbench.report.plots import learning_curve_plot_data, render_png
+
+    def curve(*accuracies: float) -> list[dict]:
+        return [{"step": 50 * (i + 1), "train_loss": 1.0, "test_accuracy": a} for i, a in enumerate(accuracies)]
+
+    rows = [
+        {"run": "r", "task": "same_pair", "block": "nl", "options": "{}", "status": "ok", "learning_curve": curve(0.5, 0.7)},
+        {"run": "r", "task": "same_pair", "block": "nl", "options": "{}", "status": "ok", "learning_curve": curve(0.5, 0.9)},
+        {"run": "r", "task": "same_pair", "block": "local", "options": "{}", "status": "ok",
+         "learning_curve": [{"step": 50, "train_loss": 1.0, "test_accuracy": None}, *curve(0.5, 0.5)[1:]]},
+        {"run": "r", "task": "same_pair", "block": "a2", "options": "{}", "status": "error", "learning_curve": curve(0.1)},
+    ]
+    (plot,) = learning_curve_plot_data(pd.DataFrame(rows))
+    series = {s.label: s for s in plot.series}
+    assert set(series) == {"nl", "local"}, "a failed run draws no curve"
+    assert series["nl"].x == (50.0, 100.0) and series["nl"].y == pytest.approx((0.5, 0.8))
+    assert series["nl"].y_high[1] - series["nl"].y[1] == pytest.approx(math.sqrt(0.02))  # sample std of 0.7, 0.9
+    assert series["local"].x == (100.0,) and series["local"].y_low == (), "one seed: no spread drawn"
+    assert not plot.logx and not plot.logy
+    assert render_png(plot).png[:4] == b"\x89PNG"
+    final_only = pd.DataFrame([{**rows[0], "learning_curve": curve(0.9)}])
+    assert learning_curve_plot_data(final_only) == (), "one evaluation at the end is no curve"
