@@ -60,6 +60,8 @@ WORKER_STARTUP_S = 120.0
 #: Seconds past the case's time limit the parent waits for the worker's own
 #: timeout record (the worker checks its deadline between calls) before killing it.
 KILL_GRACE_S = 1.0
+#: Seconds to wait for a worker that closed its pipe to exit, to record how it ended.
+DYING_WORKER_WAIT_S = 10.0
 WORKER_READY = "ready"
 #: Bumped whenever what the parent and its worker exchange changes, so a gate that
 #: runs another tree's worker (``nlbench gate --base REF``) can tell it speaks the same.
@@ -503,8 +505,10 @@ class IsolatedRunner:
         return None
 
     def _death_reason(self) -> str | None:
-        """How the worker ended, if it did (waiting briefly for a dying one to be reaped)."""
-        self.process.join(2.0)
+        """How the worker ended, if it did (waiting for a dying one to be reaped: one that
+        closed its pipe is exiting, and its interpreter's shutdown — torch's included —
+        took over 2 s on this 2-core VM under load)."""
+        self.process.join(DYING_WORKER_WAIT_S)
         if self.process.is_alive():
             return None
         return describe_exit(self.process.exitcode)
