@@ -206,7 +206,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nlbench import store
     from nlbench.blocks import load_plugin, resolve_blocks
     from nlbench.suite import SuiteError, load_suite
-    from nlbench.sweep import default_results_root, resume_arguments, run_sweep, start_run
+    from nlbench.sweep import default_results_root, resume_arguments, start_run
 
     if args.resume:
         given = [flag for flag, value in (("--suite", args.suite), ("--blocks", args.blocks),

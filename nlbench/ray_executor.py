@@ -142,6 +142,7 @@ def run_on_ray(pending: list["PendingCase"], settings: "CaseSettings", plugins: 
         remote = ray.remote(max_retries=0)(_measure)
         _check_cluster(settings, pending)
         in_flight: dict[Any, tuple["PendingCase", "CaseTask", float]] = {}
+        cancelled: set[Any] = set()
         limit_s = settings.limits.case_timeout_s + TASK_STARTUP_S
 
         def submit(item: "PendingCase") -> None:
@@ -159,15 +160,17 @@ def run_on_ray(pending: list["PendingCase"], settings: "CaseSettings", plugins: 
         while in_flight:
             ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=5.0)
             for ref in ready:
-                item, task, _started = in_flight.pop(ref)
+                item, task, _ = in_flight.pop(ref)
+                cancelled.discard(ref)
                 if absorb(item, task, _record_of(ref, task), settings):
                     submit(item)
                 else:
                     keep(item)
             now = time.monotonic()
-            for ref, (item, task, started) in list(in_flight.items()):
-                if now - started > limit_s:  # a hang the case's own deadline could not stop
+            for ref, (_, _, started) in in_flight.items():
+                if now - started > limit_s and ref not in cancelled:  # a hang the case's deadline could not stop
                     ray.cancel(ref, force=True)
+                    cancelled.add(ref)
     finally:
         if started_here:
             ray.shutdown()

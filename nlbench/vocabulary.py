@@ -171,6 +171,9 @@ OP_CLASS_TEXT: Mapping[str, str] = {
     "norm": "normalisation layers",
     "other": "reductions, pooling, interpolation, dropout",
 }
+#: The block option that selects an exact implementation, and the default one's name.
+IMPL_OPTION = "impl"
+IMPL_DENSE = "dense"
 #: The MACs convention every ``macs`` column follows (store schema 2 on).
 MACS_CONVENTION = (
     "macs counts multiply-accumulates only: convolutions, matrix products (mm, bmm, addmm, "

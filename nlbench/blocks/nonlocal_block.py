@@ -36,6 +36,7 @@ from nlbench.blocks.common import (
     zero_init_batchnorm,
 )
 from nlbench.blocks.registry import ClaimedComplexity, Implementation, register_block
+from nlbench.vocabulary import IMPL_DENSE
 
 NL_MODES = ("embedded_gaussian", "dot_product", "gaussian")
 
@@ -43,8 +44,8 @@ DENSE_AFFINITY = ClaimedComplexity("O(C·H²W²)", n_exponent=2.0, c_exponent=1.
 #: A rank-≤ r affinity applied through its factors, never formed: O(C′²·N) (C′ ∝ C).
 FACTORIZED_AFFINITY = ClaimedComplexity("O(C′²·HW)", n_exponent=1.0, c_exponent=2.0)
 
-#: The ``impl`` values (registry.Implementation names) of the blocks that have exact alternatives.
-IMPL_DENSE = "dense"
+#: The other ``impl`` values (registry.Implementation names; the default, IMPL_DENSE, is
+#: in the vocabulary) of the blocks that have exact alternatives.
 IMPL_FACTORIZED = "factorized"
 IMPL_SDPA = "sdpa"
 
@@ -227,12 +228,12 @@ class NonLocalBlock(nn.Module):
         xf = fold_frames(x)
         g = self._keys(self.g(xf), x)
         check_affinity(affinity, x.shape[0], xf.shape[2] * xf.shape[3], g.shape[-1], "nl")
-        return self._output(x, xf, affinity, g)
+        return self._output(x, xf, aggregate(affinity, g))
 
-    def _output(self, x: Tensor, xf: Tensor, affinity: Tensor, g: Tensor) -> Tensor:
-        y = aggregate(affinity, g).reshape(xf.shape[0], self.inner_channels, *xf.shape[2:])
+    def _output(self, x: Tensor, xf: Tensor, aggregated: Tensor) -> Tensor:
+        """Y = X + BN(W_z(A·g)) from A·g (B, C', N)."""
+        y = aggregated.reshape(xf.shape[0], self.inner_channels, *xf.shape[2:])
         return unfold_frames(xf + self.bn(self.w_z(y)), x)
-
 
     def _aggregated(self, x: Tensor, xf: Tensor) -> Tensor:
         """A·g (B, C', N) by the block's implementation."""
@@ -247,8 +248,7 @@ class NonLocalBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         check_input(x, self.channels, video=True)
         xf = fold_frames(x)
-        y = self._aggregated(x, xf).reshape(xf.shape[0], self.inner_channels, *xf.shape[2:])
-        return unfold_frames(xf + self.bn(self.w_z(y)), x)
+        return self._output(x, xf, self._aggregated(x, xf))
 
 
 # ---------------------------------------------------------------------------------------

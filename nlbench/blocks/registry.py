@@ -21,11 +21,9 @@ from typing import Any, Callable, Mapping, TypeVar
 
 from torch import nn
 
-from nlbench.vocabulary import ClaimedComplexity, did_you_mean
+from nlbench.vocabulary import IMPL_OPTION, ClaimedComplexity, did_you_mean
 
 ENTRY_POINT_GROUP = "nlbench.blocks"
-#: The option that selects one of a block's exact implementations.
-IMPL_OPTION = "impl"
 
 
 class BlockError(ValueError):

@@ -35,7 +35,6 @@ from nlbench.blocks.common import check_input, check_int_option, conv1x1, fold_f
 from nlbench.blocks.nonlocal_block import (
     DENSE_AFFINITY,
     FACTORIZED_AFFINITY,
-    IMPL_DENSE,
     IMPL_FACTORIZED,
     aggregate,
     check_affinity,
@@ -44,6 +43,7 @@ from nlbench.blocks.nonlocal_block import (
     inner_width,
 )
 from nlbench.blocks.registry import Implementation, register_block
+from nlbench.vocabulary import IMPL_DENSE
 
 SNL_IMPLEMENTATIONS = (
     Implementation(IMPL_DENSE, DENSE_AFFINITY, "the N×N affinity A formed; A^k·Z by repeated products",

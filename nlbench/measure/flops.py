@@ -43,9 +43,8 @@ Conventions (they must not drift; see ``shared/spec/harness.md`` and
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -116,9 +115,6 @@ class Cost:
 
     def __add__(self, other: "Cost") -> "Cost":
         return Cost(self.macs + other.macs, self.extra_flops + other.extra_flops)
-
-    def scaled(self, factor: int) -> "Cost":
-        return Cost(self.macs * factor, self.extra_flops * factor)
 
     def as_dict(self) -> dict[str, int]:
         return {"macs": self.macs, "flops": self.flops}

@@ -13,12 +13,8 @@ import pandas as pd
 
 from nlbench.report.formatting import block_label, size_text
 from nlbench.report.model import Cell, Section, Table, number_column, text_column
-from nlbench.vocabulary import STATUS_OK, metric
-
-#: The option that selects an implementation (nlbench.blocks.registry.IMPL_OPTION; the
-#: report stays torch-free, so the name is repeated here and checked by a test).
-IMPL_OPTION = "impl"
-DEFAULT_IMPL = "dense"
+from nlbench.vocabulary import IMPL_DENSE as DEFAULT_IMPL
+from nlbench.vocabulary import IMPL_OPTION, STATUS_OK, metric
 #: The metrics compared, in column order.
 EXACT_FORM_METRICS: tuple[str, ...] = ("macs", "latency_fwd_ms", "peak_mem_fwd_bytes")
 #: An asymptotic MACs slope along N below this is "not quadratic".
