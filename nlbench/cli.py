@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -124,7 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="same-pair (alias long-range), pathfinder, digits, cifar10, cifar100")
     p_probe.add_argument("--blocks", default="all", help="names or wildcards, comma-separated (default: all)")
     p_probe.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the preset's)")
-    p_probe.add_argument("--steps", type=int, default=None, help="training steps (default: the preset's)")
+    p_probe.add_argument("--steps", type=int, default=None,
+                         help="a fixed budget of N steps per run (no plateau stop), for comparisons at equal cost")
+    p_probe.add_argument("--max-steps", type=int, default=None,
+                         help="the most steps a run trains before its plateau (default: the preset's)")
+    p_probe.add_argument("--lr", type=float, default=None,
+                         help="one learning rate for every block (default: the preset's sweep picks one per block)")
     p_probe.add_argument("--quick", action="store_true", help="a tiny budget that checks the machinery")
     p_probe.add_argument("--data-dir", default=None, help="CIFAR binary files (cifar10/cifar100 only)")
     p_probe.add_argument("--out", type=Path, default=None, help="results root (default: results/)")
@@ -475,8 +481,15 @@ def cmd_probe(args: argparse.Namespace) -> int:
                 console.print("[bold red]error:[/] --seeds: expected a positive number of seeds")
                 return 2
             overrides["seeds"] = tuple(range(args.seeds))
+        if args.steps is not None and args.max_steps is not None:
+            say("[bold red]error:[/] --steps (a fixed budget) and --max-steps (a plateau's limit) exclude each other")
+            return 2
         if args.steps is not None:
-            overrides["steps"] = args.steps
+            overrides.update(steps=args.steps, stop_on_plateau=False)
+        if args.max_steps is not None:
+            overrides["steps"] = args.max_steps
+        if args.lr is not None:
+            overrides.update(lr=args.lr, lr_grid=())
         if args.data_dir:
             overrides["data_dir"] = args.data_dir
         try:
@@ -489,10 +502,14 @@ def cmd_probe(args: argparse.Namespace) -> int:
     if not args.resume:
         blocks = resolve_blocks(args.blocks)
         run_dir = start_probe_run(config, args.out or default_results_root(), blocks, plugins=plugins)
-    total = len(blocks) * len(config.seeds)
+    total = len(blocks) * (len(config.seeds) + len(config.lr_grid))
     done_before = total - len(pending_probe_cases(run_dir, config, blocks))
-    say("[bold]probe {}[/]: {} blocks × {} seeds, {} steps each → {}", config.task, len(blocks), len(config.seeds),
-        config.steps, run_dir)
+    budget = (f"to a plateau or {config.steps} steps" if config.stop_on_plateau and config.eval_every
+              else f"{config.steps} steps each")
+    rates = (f"rate sweep {'/'.join(f'{lr:g}' for lr in config.lr_grid)} on seed {config.sweep_seed}"
+             if config.lr_grid else f"lr {config.lr:g}")
+    say("[bold]probe {}[/]: {} blocks × {} seeds, {}, {} → {}", config.task, len(blocks), len(config.seeds),
+        rates, budget, run_dir)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=console) as progress:
@@ -511,7 +528,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
             say("[bold red]error:[/] {}", exc)
             return 2
     print_probe_summary(run_dir)
-    say("trained {} block × seed runs ({} already done); run directory: [bold]{}[/]", outcome.trained,
+    say("trained {} runs ({} already done); run directory: [bold]{}[/]", outcome.trained,
         outcome.already_done, run_dir)
     if args.report:
         print_report_paths([run_dir], Path("reports"), ("md", "html"))
@@ -657,31 +674,44 @@ def compact_shapes(text: str) -> str:
 
 
 def print_probe_summary(run_dir: Path) -> None:
-    """Accuracy (mean ± std over seeds), cost and speed per block, from the store."""
+    """Per block: the verdict, accuracy (mean ± std over seeds), steps to the target,
+    the rate, cost and time, from the store; then each verdict as a sentence."""
     from nlbench import store
-    from nlbench.vocabulary import STATUS_OK
+    from nlbench.probe_verdicts import probe_verdicts
+    from nlbench.vocabulary import PROBE_BASELINE_BLOCK, STATUS_OK
 
-    df = store.probe_records(store.load(run_dir))
-    if df.empty:
+    df = store.load(run_dir)
+    probes = store.probe_records(df)
+    if probes.empty:
         return
+    verdicts = probe_verdicts(probes)
+    target = f"{100 * verdicts['target_accuracy'].iloc[0]:g} %"
     table = Table()
-    for header in ("task", "block", "accuracy mean ± std", "seeds ok", "probe MACs (M)", "params", "steps/s"):
+    for header in ("block", "verdict", "accuracy mean ± std", f"seeds ≥ {target}", f"steps to {target}",
+                   "lr", "steps trained", "wall (s)", f"p vs {PROBE_BASELINE_BLOCK}", "probe MACs (M)", "params"):
         table.add_column(header, justify="right")
-    for (task, block), group in df.groupby(["task", "block"], sort=False):
-        ok = group[group["status"] == STATUS_OK]
-        acc = ok["accuracy"]
-        spread = f" ± {100 * acc.std():.1f}" if len(acc) > 1 else ""
-        accuracy = f"{100 * acc.mean():.1f}{spread} %" if len(acc) else "failed"
-        macs = group["macs"].dropna()
-        params = group["params"].dropna()
-        speed = ok["steps_per_s"].dropna()
-        table.add_row(Text(str(task)), Text(str(block)), accuracy, f"{len(ok)}/{len(group)}",
+
+    def number(value: float, spec: str) -> str:
+        return format(value, spec) if isinstance(value, (int, float)) and math.isfinite(value) else "—"
+
+    for _, row in verdicts.iterrows():
+        group = probes.loc[(probes["task"] == row["task"]) & (probes["block"] == row["block"])
+                           & (probes["options"] == row["options"])]
+        spread = f" ± {100 * row['accuracy_std']:.1f}" if math.isfinite(row["accuracy_std"]) else ""
+        accuracy = f"{100 * row['accuracy_mean']:.1f}{spread} %" if row["n_ok"] else "failed"
+        macs, params = group["macs"].dropna(), group["params"].dropna()
+        table.add_row(Text(str(row["block"])), Text(str(row["verdict"])),
+                      accuracy, f"{row['n_learned']}/{row['n_seeds']}", number(row["steps_to_target_median"], ".0f"),
+                      number(row["lr"], "g"), number(row["steps_median"], ".0f"), number(row["wall_s_total"], ".0f"),
+                      number(row["p_vs_baseline"], ".2g"),
                       f"{macs.iloc[0] / 1e6:.1f}" if len(macs) else "—",
-                      f"{int(params.iloc[0]):,}" if len(params) else "—",
-                      f"{speed.median():.1f}" if len(speed) else "—")
+                      f"{int(params.iloc[0]):,}" if len(params) else "—")
     console.print(table)
-    for _, row in df[df["status"] != STATUS_OK].iterrows():
-        say("[red]{} seed {}[/]: {}", row["block"], row["seed"], row["error"])
+    for _, row in verdicts.iterrows():
+        console.print(Text(f"{row['block']}: {row['statement']}"))
+    for frame in (probes, store.lr_trial_records(df)):
+        for _, row in frame[frame["status"] != STATUS_OK].iterrows():
+            say("[red]{} seed {}[/]: {}", row["block"], row["seed"], row["error"])
 
 
 def print_report_paths(runs: list[Path], out: Path, formats: tuple[str, ...]) -> None:

@@ -31,7 +31,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import pandas as pd
 
 from nlbench.vocabulary import (
-    KIND_PROBE, KIND_RECEPTIVE_FIELD, KIND_SWEEP, MAC_OP_CLASSES, METRICS, NUMERIC_COLUMNS, OP_CLASSES, RECORD_KINDS,
+    KIND_PROBE, KIND_PROBE_LR_TRIAL, KIND_RECEPTIVE_FIELD, KIND_SWEEP, MAC_OP_CLASSES, METRICS, NUMERIC_COLUMNS, OP_CLASSES, RECORD_KINDS,
     SHAPE_INT_COLUMNS, STATUSES, class_cost_column, latency_warnings,
 )
 
@@ -478,6 +478,11 @@ def sweep_records(frame: pd.DataFrame) -> pd.DataFrame:
 def probe_records(frame: pd.DataFrame) -> pd.DataFrame:
     """The probe results (one per block × seed) of a loaded frame."""
     return _of_kind(frame, KIND_PROBE)
+
+
+def lr_trial_records(frame: pd.DataFrame) -> pd.DataFrame:
+    """The learning-rate trials of probe runs (one per block × rate) in a loaded frame."""
+    return _of_kind(frame, KIND_PROBE_LR_TRIAL)
 
 
 def receptive_field_records(frame: pd.DataFrame) -> pd.DataFrame:

@@ -32,7 +32,30 @@ STATUS_CELL: Mapping[str, str] = {"ok": "ok", "oom": "OOM", "timeout": "timeout"
 KIND_SWEEP = "sweep"
 KIND_PROBE = "probe"
 KIND_RECEPTIVE_FIELD = "receptive_field"
-RECORD_KINDS: tuple[str, ...] = (KIND_SWEEP, KIND_PROBE, KIND_RECEPTIVE_FIELD)
+#: A probe's learning-rate trial: one block, one seed, one rate of the config's grid.
+KIND_PROBE_LR_TRIAL = "probe_lr_trial"
+RECORD_KINDS: tuple[str, ...] = (KIND_SWEEP, KIND_PROBE, KIND_RECEPTIVE_FIELD, KIND_PROBE_LR_TRIAL)
+
+# --------------------------------------------------------------------------- probe outcomes
+
+#: Why a probe run stopped: its validation accuracy plateaued (after one decay of the
+#: rate), or it trained its whole budget (the maximum, or the fixed budget).
+STOP_PLATEAU = "plateau"
+STOP_BUDGET = "budget"
+STOP_REASONS: tuple[str, ...] = (STOP_PLATEAU, STOP_BUDGET)
+
+#: A block's verdict on a probe task (see ``nlbench.probes.verdicts``).
+VERDICT_LEARNS = "learns"
+VERDICT_LEARNS_SLOWLY = "learns slowly"
+VERDICT_UNSTABLE = "learns in some seeds"
+VERDICT_DOES_NOT_LEARN = "does not learn"
+VERDICT_FAILED = "every seed failed"
+VERDICTS: tuple[str, ...] = (VERDICT_LEARNS, VERDICT_LEARNS_SLOWLY, VERDICT_UNSTABLE, VERDICT_DOES_NOT_LEARN,
+                             VERDICT_FAILED)
+#: The block every probe verdict is tested against: local convolutions, no global context.
+PROBE_BASELINE_BLOCK = "local"
+#: One-sided level of the test "better than the baseline block".
+PROBE_SIGNIFICANCE_LEVEL = 0.05
 
 # --------------------------------------------------------------------------- case shape
 

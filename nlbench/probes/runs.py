@@ -1,7 +1,9 @@
-"""Probe runs: every block × seed trained on one shared data set, and — in the results
-store — each result appended as it finishes, so an interrupted probe keeps what it
-trained and ``--resume`` trains only what is missing. Records load with
-:func:`nlbench.store.load` (``kind`` "probe" and "receptive_field").
+"""Probe runs: for every block, its learning-rate trials (one seed, each rate of the
+config's grid, judged on the validation split), then its seeds at the chosen rate, all
+on one shared data set; in the results store each result is appended as it finishes,
+so an interrupted probe keeps what it trained and ``--resume`` trains only what is
+missing. Records load with :func:`nlbench.store.load` (``kind`` "probe",
+"probe_lr_trial" and "receptive_field").
 
 Runs are created by :func:`nlbench.store.create_run` with a manifest carrying the
 environment fingerprint, as sweeps are; records are keyed by :class:`ProbeCase`
@@ -12,10 +14,11 @@ shape (:data:`nlbench.progress.ProgressCallback`).
 from __future__ import annotations
 
 import datetime as dt
+import math
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from nlbench import store
 from nlbench.measure.run_case import classify_failure
@@ -23,14 +26,14 @@ from nlbench.probes.config import ProbeCase, ProbeConfig, record_id
 from nlbench.probes.tasks import TaskData
 from nlbench.probes.training import CurvePoint, ProbeResult, train_probe
 from nlbench.progress import ProgressCallback
-from nlbench.vocabulary import KIND_PROBE, KIND_RECEPTIVE_FIELD, STATUS_OK
+from nlbench.vocabulary import KIND_PROBE, KIND_PROBE_LR_TRIAL, KIND_RECEPTIVE_FIELD, STATUS_OK
 
 StepCallback = Callable[[ProbeCase, CurvePoint], None]
 """Called while a block × seed trains, with every learning-curve point as it is logged."""
 
 __all__ = [
-    "ProbeRun", "ProbeSummary", "StepCallback", "aggregate", "config_from_manifest", "pending_probe_cases",
-    "probe_cases", "receptive_field_id", "receptive_field_record", "resume_probe_arguments", "run_probe",
+    "LrChoice", "ProbeRun", "ProbeSummary", "StepCallback", "aggregate", "choose_lr", "config_from_manifest",
+    "lr_trial_cases", "pending_probe_cases", "probe_cases", "receptive_field_id", "receptive_field_record", "resume_probe_arguments", "run_probe",
     "run_probe_into", "start_probe_run",
 ]
 
@@ -38,10 +41,17 @@ __all__ = [
 # ------------------------------------------------------------------------- in memory
 
 
+def lr_trial_cases(config: ProbeConfig, block: str, options: Mapping[str, Any] | None = None) -> list[ProbeCase]:
+    """The rate sweep of ``block``: seed ``config.sweep_seed`` at each rate of ``config.lr_grid``."""
+    case = config.probe_case(block, config.sweep_seed, options)
+    return [replace(case, lr=lr) for lr in config.lr_grid]
+
+
 def probe_cases(config: ProbeConfig, blocks: Sequence[str] | str, *, seeds: Sequence[int] | None = None,
                 block_options: Mapping[str, Mapping[str, Any]] | None = None) -> list[ProbeCase]:
-    """Every block (names or wildcards, e.g. ``"all"``) × seed (default
-    ``config.seeds``), block by block. ``block_options`` maps a block name to its options."""
+    """Every block (names or wildcards, e.g. ``"all"``), block by block: its rate
+    trials (:func:`lr_trial_cases`), then its seeds (default ``config.seeds``).
+    ``block_options`` maps a block name to its options."""
     from nlbench.blocks import resolve_blocks
 
     names = resolve_blocks(blocks if isinstance(blocks, str) else list(blocks))
@@ -52,12 +62,76 @@ def probe_cases(config: ProbeConfig, blocks: Sequence[str] | str, *, seeds: Sequ
     stray = sorted(set(options) - set(names))
     if stray:
         raise ValueError(f"run_probe: block_options name blocks that are not probed: {', '.join(stray)}")
-    return [config.probe_case(block, seed, options.get(block)) for block in names for seed in seeds]
+    return [case for block in names for case in (
+        *lr_trial_cases(config, block, options.get(block)),
+        *(config.probe_case(block, seed, options.get(block)) for seed in seeds))]
 
 
-def _train(config: ProbeConfig, case: ProbeCase, task: TaskData, on_step: StepCallback | None) -> ProbeResult:
+@dataclass(frozen=True)
+class LrChoice:
+    """The rate a block's seeds train with, and why (a sentence for records and reports)."""
+
+    lr: float
+    reason: str
+
+
+def choose_lr(trials: Sequence[ProbeResult], config: ProbeConfig) -> LrChoice:
+    """The rate of the best trial: the highest final validation accuracy; trials within
+    ``plateau_min_gain`` of it tie, and a tie goes to the fewest steps to the target
+    accuracy, then to the rate nearest ``config.lr`` (on a log scale). Without a grid,
+    or without a successful trial, ``config.lr``."""
+    if not config.lr_grid:
+        return LrChoice(config.lr, "the config's rate (no sweep)")
+    scored = [t for t in trials if t.status == STATUS_OK and t.validation_accuracy is not None]
+    if not scored:
+        return LrChoice(config.lr, "the config's rate: no rate trial succeeded")
+    best = max(t.validation_accuracy for t in scored)  # type: ignore[type-var]
+    tied = [t for t in scored if t.validation_accuracy >= best - config.plateau_min_gain - 1e-12]  # type: ignore[operator]
+
+    def key(trial: ProbeResult) -> tuple[float, float, float]:
+        steps = trial.steps_to_target if trial.steps_to_target is not None else math.inf
+        return steps, abs(math.log(trial.config.lr / config.lr)), trial.config.lr
+
+    chosen = min(tied, key=key)
+    accuracies = ", ".join(f"{t.config.lr:g}: {100 * t.validation_accuracy:.1f} %" for t in  # type: ignore[operator]
+                           sorted(scored, key=lambda t: t.config.lr))
+    rule = "best validation accuracy" if len(tied) == 1 else (
+        "tie on validation accuracy, fewest steps to target" if chosen.steps_to_target is not None
+        else "tie on validation accuracy, nearest the default rate")
+    return LrChoice(chosen.config.lr, f"{rule} (validation accuracy by rate: {accuracies})")
+
+
+def _train(config: ProbeConfig, case: ProbeCase, task: TaskData, on_step: StepCallback | None,
+           lr: float | None = None) -> ProbeResult:
     on_point = None if on_step is None else (lambda point: on_step(case, point))
-    return train_probe(config, case.block, case.seed, task=task, block_options=case.options, on_point=on_point)
+    kind = KIND_PROBE_LR_TRIAL if case.is_lr_trial else KIND_PROBE
+    rate = case.lr if case.is_lr_trial else lr
+    return train_probe(replace(config, lr=config.lr if rate is None else rate), case.block, case.seed, task=task,
+                       block_options=case.options, on_point=on_point, kind=kind)
+
+
+def _block_results(config: ProbeConfig, block: str, seeds: Sequence[int], task: TaskData,
+                   known: Mapping[str, ProbeResult], on_step: StepCallback | None,
+                   options: Mapping[str, Any] | None = None) -> Iterator[tuple[ProbeCase, ProbeResult]]:
+    """The results of ``block`` that ``known`` (by case id) lacks, in order: its rate
+    trials, then its seeds at the chosen rate. The trial at the chosen rate of the
+    sweep seed is that seed's run (the same computation): it is reused, not retrained."""
+    trials = []
+    for case in lr_trial_cases(config, block, options):
+        result = known.get(case.case_id)
+        if result is None:
+            result = _train(config, case, task, on_step)
+            yield case, result
+        trials.append(result)
+    choice = choose_lr(trials, config)
+    for seed in seeds:
+        case = config.probe_case(block, seed, options)
+        if case.case_id in known:
+            continue
+        reusable = next((t for t in trials if t.seed == seed and t.status == STATUS_OK and t.config.lr == choice.lr),
+                        None)
+        result = replace(reusable, kind=KIND_PROBE) if reusable else _train(config, case, task, on_step, choice.lr)
+        yield case, replace(result, lr_choice=choice.reason, lr_trial_reused=reusable is not None)
 
 
 def run_probe(
@@ -69,20 +143,23 @@ def run_probe(
     on_step: StepCallback | None = None,
     block_options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[ProbeResult]:
-    """Train and measure every block × seed (:func:`probe_cases`) on one shared data
+    """Every block's rate trials and seeds (:func:`probe_cases`) on one shared data
     set, in memory; failures are returned as failed results and the run goes on.
+    The results hold the trials (``kind`` "probe_lr_trial") and the seeds ("probe").
 
-    ``progress(case, record, index, total)`` follows each finished block × seed (the
-    record is :meth:`ProbeResult.to_record`); ``on_step(case, point)`` follows its training.
+    ``progress(case, record, index, total)`` follows each result (the record is
+    :meth:`ProbeResult.to_record`); ``on_step(case, point)`` follows its training.
     """
     cases = probe_cases(config, blocks, seeds=seeds, block_options=block_options)
+    seeds = tuple(config.seeds if seeds is None else seeds)
     task = config.make_task()
     results: list[ProbeResult] = []
-    for index, case in enumerate(cases, start=1):
-        result = _train(config, case, task, on_step)
-        results.append(result)
-        if progress:
-            progress(case, result.to_record(), index, len(cases))
+    for block in dict.fromkeys(case.block for case in cases):
+        options = next(case.options for case in cases if case.block == block)
+        for case, result in _block_results(config, block, seeds, task, {}, on_step, options):
+            results.append(result)
+            if progress:
+                progress(case, result.to_record(), len(results), len(cases))
     return results
 
 
@@ -111,9 +188,10 @@ class ProbeSummary:
 
 
 def aggregate(results: Iterable[ProbeResult]) -> list[ProbeSummary]:
-    """Mean ± std of accuracy over seeds per (task, block), in first-seen order."""
+    """Mean ± std of accuracy over seeds per (task, block), in first-seen order (rate
+    trials are left out)."""
     groups: dict[tuple[str, str], list[ProbeResult]] = {}
-    for result in results:
+    for result in (r for r in results if r.kind == KIND_PROBE):
         groups.setdefault((result.task, result.block), []).append(result)
     summaries = []
     for (task, block), group in groups.items():
@@ -186,38 +264,50 @@ def resume_probe_arguments(run_dir: Path) -> tuple[ProbeConfig, list[str], list[
 
 
 def pending_probe_cases(run_dir: Path, config: ProbeConfig, blocks: Sequence[str]) -> list[ProbeCase]:
-    """The block × seeds of ``config`` that ``run_dir`` holds no result for yet, block by block."""
-    return _pending(store.finished_case_ids(run_dir), config, blocks)
+    """The rate trials and seeds of ``config`` that ``run_dir`` holds no result for yet, block by block."""
+    done = store.finished_case_ids(run_dir)
+    return [case for block in blocks for case in _cases_of(config, block) if case.case_id not in done]
 
 
-def _pending(done: set[str], config: ProbeConfig, blocks: Sequence[str]) -> list[ProbeCase]:
-    cases = (config.probe_case(block, seed) for block in blocks for seed in config.seeds)
-    return [case for case in cases if case.case_id not in done]
+def _cases_of(config: ProbeConfig, block: str) -> list[ProbeCase]:
+    return [*lr_trial_cases(config, block), *(config.probe_case(block, seed) for seed in config.seeds)]
+
+
+def _known_results(run_dir: Path) -> dict[str, ProbeResult]:
+    """The finished probe results and rate trials of ``run_dir`` by case id (the last
+    record of a case wins, as in :func:`nlbench.store.finished_case_ids`)."""
+    done = store.finished_case_ids(run_dir)
+    known = {}
+    for record in store.read_records(run_dir):
+        if record.get("kind") in (KIND_PROBE, KIND_PROBE_LR_TRIAL) and record["case_id"] in done:
+            known[record["case_id"]] = ProbeResult.from_record(record)
+    return known
 
 
 def run_probe_into(run_dir: Path, config: ProbeConfig, blocks: Sequence[str], *,
                    progress: ProgressCallback[ProbeCase] | None = None,
                    on_step: StepCallback | None = None) -> ProbeRun:
-    """Train every block × seed not yet in ``run_dir`` (:func:`pending_probe_cases`),
+    """Train every rate trial and seed not yet in ``run_dir`` (:func:`pending_probe_cases`),
     appending each result when done, and each block's receptive field after its seeds.
     The run directory is held with the store's one-writer lock meanwhile.
 
     ``progress(case, record, index, total)`` follows each stored result; ``index``
-    and ``total`` count the block × seeds this call trains.
+    and ``total`` count the results this call adds (a reused trial counts, untrained).
     """
     with store.writer_lock(run_dir):
         done = store.finished_case_ids(run_dir)
-        todo = _pending(done, config, blocks)
+        todo = [case for block in blocks for case in _cases_of(config, block) if case.case_id not in done]
         fields = [block for block in blocks if receptive_field_id(config, block) not in done]
-        already_done = len(blocks) * len(config.seeds) - len(todo)
+        already_done = sum(len(_cases_of(config, block)) for block in blocks) - len(todo)
         if not todo and not fields:
             return ProbeRun(run_dir, 0, already_done)
+        known = _known_results(run_dir)
         task = config.make_task()
         index = 0
         for block in blocks:
-            for case in (case for case in todo if case.block == block):
+            for case, result in _block_results(config, block, config.seeds, task, known, on_step):
                 index += 1
-                record = _train(config, case, task, on_step).to_record()
+                record = result.to_record()
                 store.append_record(run_dir, record)
                 if progress:
                     progress(case, record, index, len(todo))

@@ -67,25 +67,47 @@ class Split:
 
 @dataclass(frozen=True, eq=False)
 class TaskData:
-    """A task's name, class count and its train and test splits (same image shape)."""
+    """A task's name, class count and its train and test splits (same image shape), and
+    the validation split held out of the training images when there is one."""
 
     name: str
     num_classes: int
     train: Split
     test: Split
+    validation: Split | None = None
 
     def __post_init__(self) -> None:
-        if self.train.images.shape[1:] != self.test.images.shape[1:]:
-            raise ValueError(
-                f"TaskData {self.name!r}: train images {tuple(self.train.images.shape[1:])} and test "
-                f"images {tuple(self.test.images.shape[1:])} differ in shape"
-            )
-        for split_name, split in (("train", self.train), ("test", self.test)):
+        splits = {"train": self.train, "test": self.test}
+        if self.validation is not None:
+            splits["validation"] = self.validation
+        for split_name, split in splits.items():
+            if split.images.shape[1:] != self.train.images.shape[1:]:
+                raise ValueError(
+                    f"TaskData {self.name!r}: train images {tuple(self.train.images.shape[1:])} and "
+                    f"{split_name} images {tuple(split.images.shape[1:])} differ in shape"
+                )
+        for split_name, split in splits.items():
             if len(split) and (int(split.labels.min()) < 0 or int(split.labels.max()) >= self.num_classes):
                 raise ValueError(
                     f"TaskData {self.name!r}: {split_name} labels must lie in [0, {self.num_classes}), "
                     f"got [{int(split.labels.min())}, {int(split.labels.max())}]"
                 )
+
+    def with_validation(self, n_validation: int) -> "TaskData":
+        """This task with its last ``n_validation`` training images held out as the
+        validation split (generated images are independent draws and the stored sets'
+        training images come in random order, so the tail is a random subset); it must
+        leave at least one training image."""
+        if isinstance(n_validation, bool) or not isinstance(n_validation, int) or not 0 < n_validation < len(self.train):
+            raise ValueError(f"{self.name}: n_validation must be a positive integer below the {len(self.train)} "
+                             f"training images, got {n_validation!r}")
+        cut = len(self.train) - n_validation
+
+        def part(rows: slice) -> Split:
+            meta = {key: np.asarray(value)[rows] for key, value in self.train.meta.items()}
+            return Split(self.train.images[rows], self.train.labels[rows], meta)
+
+        return TaskData(self.name, self.num_classes, part(slice(0, cut)), self.test, part(slice(cut, None)))
 
     @property
     def in_channels(self) -> int:

@@ -1,8 +1,10 @@
-"""Training one probe: the probe network with a block, trained from one seed for the
-config's fixed budget (Adam, warm-up then cosine schedule, seeded batch order), its
-test accuracy measured, and its cost taken with the sweep's own measurers
-(``count_params``, ``count_flops``). Everything is seeded: the same seed on the same
-machine gives the same accuracy to the last digit (on the CPU; CUDA is best effort).
+"""Training one probe: the probe network with a block, trained from one seed (Adam,
+warm-up then a constant rate, seeded batch order) until its validation accuracy
+plateaus or its budget is spent (the rule: :class:`~nlbench.probes.config.ProbeConfig`),
+its test accuracy measured once at the end, and its cost taken with the sweep's own
+measurers (``count_params``, ``count_flops``). Everything is seeded: the same seed on
+the same machine gives the same accuracy to the last digit (on the CPU; CUDA is best
+effort).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import statistics
 import time
 import traceback
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -27,17 +29,23 @@ from nlbench.measure.run_case import classify_failure
 from nlbench.probes.config import ProbeCase, ProbeConfig
 from nlbench.probes.network import ProbeNet, build_probe_net, reorthogonalizers
 from nlbench.probes.tasks import Split, TaskData
-from nlbench.vocabulary import FAILED_STATUSES, KIND_PROBE, STATUS_OK, STATUSES
+from nlbench.vocabulary import (
+    FAILED_STATUSES, KIND_PROBE, KIND_PROBE_LR_TRIAL, STATUS_OK, STATUSES, STOP_BUDGET, STOP_PLATEAU, STOP_REASONS,
+)
 
 
 @dataclass(frozen=True)
 class CurvePoint:
     """One point of a learning curve: mean training loss over the last logging
-    interval, and the test accuracy when it was measured at this step."""
+    interval, the learning rate of the step, and the validation accuracy when it was
+    measured at this step (the test accuracy only at the last point; runs made before
+    the validation split measured the test accuracy along the curve)."""
 
     step: int
     train_loss: float
     test_accuracy: float | None = None
+    validation_accuracy: float | None = None
+    lr: float | None = None
 
 
 @dataclass(frozen=True)
@@ -48,7 +56,16 @@ class ProbeResult:
     ``params`` (trainable) and ``macs`` and ``flops`` (≥ 2·MACs) are those of the
     whole probe network (one forward pass of one image), ``uncounted_ops`` the
     operators the counter had no formula for (the MACs are then a lower bound);
-    ``steps_per_s`` counts training steps only (not evaluation). ``status`` is "ok"
+    ``steps_per_s`` counts training steps only (not evaluation); ``train_s`` is the
+    time in training steps, ``wall_s`` the whole run's (evaluations included).
+    ``stop_reason`` says why training stopped (:data:`~nlbench.vocabulary.STOP_REASONS`),
+    ``lr_decay_step`` when the rate was decayed on the first plateau (None: never),
+    ``steps_to_target`` the first evaluated step whose validation accuracy reached the
+    config's ``target_accuracy`` (None: not within the run), ``validation_accuracy`` the
+    final one. The rate trained with is ``config.lr``; ``lr_choice`` says how the
+    sweep chose it, ``lr_trial_reused`` that this seed's run is the sweep's trial at
+    that rate (not trained again). ``kind`` is "probe" for a
+    reported seed and "probe_lr_trial" for a run of the rate sweep. ``status`` is "ok"
     or a failure status ("error", "oom") with ``error`` saying why (a failed result
     keeps whatever was measured before it).
     """
@@ -71,8 +88,22 @@ class ProbeResult:
     n_test: int | None = None
     block_options: tuple[tuple[str, Any], ...] = ()
     error: str | None = None
+    kind: str = KIND_PROBE
+    stop_reason: str | None = None
+    lr_decay_step: int | None = None
+    steps_to_target: int | None = None
+    validation_accuracy: float | None = None
+    n_validation: int | None = None
+    wall_s: float | None = None
+    lr_choice: str | None = None
+    lr_trial_reused: bool = False
 
     def __post_init__(self) -> None:
+        if self.kind not in (KIND_PROBE, KIND_PROBE_LR_TRIAL):
+            raise ValueError(f"ProbeResult.kind must be {KIND_PROBE!r} or {KIND_PROBE_LR_TRIAL!r}, got {self.kind!r}")
+        if self.stop_reason is not None and self.stop_reason not in STOP_REASONS:
+            raise ValueError(f"ProbeResult.stop_reason must be one of {', '.join(STOP_REASONS)}, "
+                             f"got {self.stop_reason!r}")
         if self.status not in STATUSES:
             raise ValueError(f"ProbeResult.status must be one of {', '.join(STATUSES)}, got {self.status!r}")
         if self.status in FAILED_STATUSES and not self.error:
@@ -84,14 +115,15 @@ class ProbeResult:
     def case(self) -> ProbeCase:
         """This result's identity (task, seed and the block's case)."""
         case = self.config.block_case(self.block, dict(self.block_options))
-        return ProbeCase(task=self.task, seed=self.seed, case=case)
+        lr = self.config.lr if self.kind == KIND_PROBE_LR_TRIAL else None
+        return ProbeCase(task=self.task, seed=self.seed, case=case, lr=lr)
 
     def to_record(self) -> dict[str, Any]:
         """A flat, JSON-friendly dict for the store (one line per block × seed),
         with its identity ``case_id``."""
         side = self.config.feature_size
         return {
-            "kind": KIND_PROBE,
+            "kind": self.kind,
             "case_id": self.case.case_id,
             "task": self.task,
             "block": self.block,
@@ -107,6 +139,18 @@ class ProbeResult:
             "params": self.params,
             "steps_per_s": self.steps_per_s,
             "train_s": self.train_s,
+            "wall_s": self.wall_s,
+            "stop_reason": self.stop_reason,
+            "lr_decay_step": self.lr_decay_step,
+            "steps_to_target": self.steps_to_target,
+            "target_accuracy": self.config.target_accuracy,
+            "validation_accuracy": self.validation_accuracy,
+            "max_steps": self.config.steps,
+            "stop_on_plateau": self.config.stop_on_plateau,
+            "short_budget_steps": self.config.short_budget_steps,
+            "lr_grid": list(self.config.lr_grid),
+            "lr_choice": self.lr_choice,
+            "lr_trial_reused": self.lr_trial_reused,
             "learning_curve": [asdict(point) for point in self.learning_curve],
             "channels": self.config.channels,
             "image_size": self.config.image_size,
@@ -119,12 +163,30 @@ class ProbeResult:
             "schedule": self.config.schedule,
             "n_train": self.n_train,
             "n_test": self.n_test,
+            "n_validation": self.n_validation,
             "data_seed": self.config.data_seed,
             "threads": self.config.threads,
             "device": self.config.device,
             "dtype": self.config.dtype,
             "probe_config": self.config.to_dict(),
         }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> "ProbeResult":
+        """The result :meth:`to_record` wrote (as the store holds it)."""
+        config = ProbeConfig.from_dict(record["probe_config"])
+        curve = tuple(CurvePoint(**{k: v for k, v in point.items() if k in CurvePoint.__dataclass_fields__})
+                      for point in record.get("learning_curve") or ())
+        optional = ("kind", "stop_reason", "lr_decay_step", "steps_to_target", "validation_accuracy",
+                    "n_validation", "wall_s", "n_train", "n_test", "lr_choice", "lr_trial_reused")
+        return cls(task=record["task"], block=record["block"], seed=int(record["seed"]), status=record["status"],
+                   accuracy=record.get("accuracy"), steps=int(record.get("steps") or 0), learning_curve=curve,
+                   steps_per_s=record.get("steps_per_s"), params=record.get("params"), macs=record.get("macs"),
+                   flops=record.get("flops"), train_s=record.get("train_s"), config=config,
+                   uncounted_ops=tuple(record.get("uncounted_ops") or ()),
+                   block_options=tuple(sorted(dict(record.get("options") or {}).items())),
+                   error=record.get("error"),
+                   **{name: record[name] for name in optional if record.get(name) is not None})
 
 
 # ------------------------------------------------------------------------ determinism
@@ -161,13 +223,27 @@ def deterministic_torch(threads: int, device: str = "cpu") -> Iterator[None]:
 
 
 def lr_factor(step: int, config: ProbeConfig) -> float:
-    """Linear warm-up, then cosine decay to zero (or constant)."""
+    """Linear warm-up, then constant (or cosine decay to zero over ``config.steps``);
+    the decay on a plateau multiplies this."""
     if step < config.warmup_steps:
         return (step + 1) / config.warmup_steps
     if config.schedule == "constant":
         return 1.0
     progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def plateaued(history: Sequence[float], window: int, min_gain: float) -> bool:
+    """True when the best of the last ``window`` accuracies is no more than ``min_gain``
+    above the best of those before them (False until there are ``window`` + 1)."""
+    if len(history) <= window:
+        return False
+    return max(history[-window:]) <= max(history[:-window]) + min_gain + 1e-12
+
+
+def chance_accuracy(labels: Tensor) -> float:
+    """The accuracy of always answering the most frequent label of ``labels``."""
+    return float(torch.bincount(labels).max()) / len(labels) if len(labels) else 0.0
 
 
 @torch.no_grad()
@@ -216,14 +292,16 @@ def train_probe(
     task: TaskData | None = None,
     block_options: Mapping[str, Any] | None = None,
     on_point: Callable[[CurvePoint], None] | None = None,
+    kind: str = KIND_PROBE,
 ) -> ProbeResult:
-    """Train the probe network with ``block`` from ``seed`` and measure it.
+    """Train the probe network with ``block`` from ``seed`` at ``config.lr`` and measure it.
 
     The network's input channels and classes come from the task's data. Any
     exception while building, training or measuring is caught and returned as a
     failed result ("oom" or "error", with whatever was measured before it), so a
     sweep of blocks goes on. ``task`` defaults to ``config.make_task()``;
-    ``on_point`` is called with every learning-curve point as it is logged.
+    ``on_point`` is called with every learning-curve point as it is logged; ``kind``
+    marks the result as a reported seed or a rate trial.
     """
     task = config.make_task() if task is None else task
     options = tuple(sorted(dict(block_options or {}).items()))
@@ -236,9 +314,15 @@ def train_probe(
         "flops": None,
         "uncounted_ops": (),
         "train_s": None,
+        "wall_s": None,
+        "stop_reason": None,
+        "lr_decay_step": None,
+        "steps_to_target": None,
+        "validation_accuracy": None,
     }
     curve: list[CurvePoint] = []
     status, error = STATUS_OK, None
+    started = time.perf_counter()
     try:
         with deterministic_torch(config.threads, config.device):
             torch.manual_seed(seed)
@@ -259,6 +343,7 @@ def train_probe(
             measured["accuracy"] = evaluate(model, test_images, test_labels, batch_size=config.eval_batch_size)
             if curve and curve[-1].step == measured["steps"]:
                 curve[-1] = replace(curve[-1], test_accuracy=measured["accuracy"])
+            measured["wall_s"] = time.perf_counter() - started
             try:
                 count = probe_flops(model, tuple(task.train.images.shape[1:]))
             except Exception as exc:  # keep the accuracy; say why the MACs are missing
@@ -283,6 +368,8 @@ def train_probe(
         block_options=options,
         n_train=len(task.train),
         n_test=len(task.test),
+        n_validation=len(task.validation) if task.validation is not None else None,
+        kind=kind,
         **measured,
     )
 
@@ -297,18 +384,28 @@ def _train(
     on_point: Callable[[CurvePoint], None] | None,
 ) -> None:
     """The training loop; appends to ``curve`` and keeps ``measured`` (steps taken,
-    training seconds and speed) up to date, so a diverging run still reports them."""
+    training seconds and speed, the plateau's decay and stop, steps to the target)
+    up to date, so a diverging run still reports them.
+
+    Evaluations during training use the validation split (the test split when the
+    task has none: runs configured before it existed)."""
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, config))
+    decay = [1.0]  # the plateau's decay of the rate, applied from the next step on
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, config) * decay[0])
     fix_up = reorthogonalizers(model)
     generator = torch.Generator().manual_seed(seed)
     images, labels = _tensors(task.train, config)
-    test_images, test_labels = _tensors(task.test, config)
+    held_out = task.validation if task.validation is not None else task.test
+    check_images, check_labels = _tensors(held_out, config)
+    chance = chance_accuracy(held_out.labels)
+    history: list[float] = []
+    decayed_at: int | None = None  # evaluations done when the rate was decayed
     n = len(labels)
     order = torch.randperm(n, generator=generator)
     cursor = 0
     losses: list[float] = []
     train_seconds = 0.0
+    measured["stop_reason"] = STOP_BUDGET
     model.train()
     for step in range(1, config.steps + 1):
         if cursor + config.batch_size > n:
@@ -316,6 +413,7 @@ def _train(
         index = order[cursor : cursor + config.batch_size]
         cursor += config.batch_size
         start = time.perf_counter()
+        step_lr = float(optimizer.param_groups[0]["lr"])
         loss = F.cross_entropy(model(images[index]), labels[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -326,21 +424,40 @@ def _train(
                 module.reorthogonalize()
         value = float(loss.detach())  # waits for the device, so the step's time is all in
         train_seconds += time.perf_counter() - start
-        if not math.isfinite(value):
-            raise FloatingPointError(f"the training loss is {value} at step {step}")
-        losses.append(value)
-        evaluate_now = config.eval_every > 0 and step % config.eval_every == 0
-        if step % config.log_every == 0 or evaluate_now or step == config.steps:
-            accuracy = (
-                evaluate(model, test_images, test_labels, batch_size=config.eval_batch_size)
-                if evaluate_now
-                else None
-            )
-            point = CurvePoint(step, statistics.fmean(losses), accuracy)
-            curve.append(point)
-            losses = []
-            if on_point is not None:
-                on_point(point)
         measured["steps"] = step
         measured["train_s"] = train_seconds
         measured["steps_per_s"] = step / train_seconds if train_seconds > 0 else None
+        if not math.isfinite(value):
+            raise FloatingPointError(f"the training loss is {value} at step {step}")
+        losses.append(value)
+        last = step == config.steps
+        evaluate_now = (config.eval_every > 0 and step % config.eval_every == 0) or last
+        if not (step % config.log_every == 0 or evaluate_now):
+            continue
+        accuracy = evaluate(model, check_images, check_labels, batch_size=config.eval_batch_size) \
+            if evaluate_now else None
+        validation = accuracy if task.validation is not None else None
+        point = CurvePoint(step, statistics.fmean(losses), None if validation is not None else accuracy,
+                           validation, step_lr)
+        curve.append(point)
+        losses = []
+        if on_point is not None:
+            on_point(point)
+        if accuracy is None:
+            continue
+        measured["validation_accuracy"] = validation
+        history.append(accuracy)
+        if measured["steps_to_target"] is None and accuracy >= config.target_accuracy:
+            measured["steps_to_target"] = step
+        if not (config.stop_on_plateau and config.eval_every > 0 and max(history) >= chance + config.learning_margin):
+            continue
+        if decayed_at is None:
+            if plateaued(history, config.plateau_window, config.plateau_min_gain):
+                decay[0] = config.plateau_decay
+                decayed_at, measured["lr_decay_step"] = len(history), step
+                for group in optimizer.param_groups:  # from the next step on, as the scheduler would
+                    group["lr"] = group["initial_lr"] * lr_factor(scheduler.last_epoch, config) * decay[0]
+        elif len(history) - decayed_at >= config.plateau_window and plateaued(
+                history, config.plateau_window, config.plateau_min_gain):
+            measured["stop_reason"] = STOP_PLATEAU
+            break

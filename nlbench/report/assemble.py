@@ -144,7 +144,7 @@ def assemble_report(
         if table is not None:
             parts.append(sections.paper_section(sweep.loc[sweep["run"] == run], table, run, several))
     if not probes.empty:
-        parts.append(sections.probe_section(probes, several))
+        parts.append(sections.probe_section(probes, several, store.lr_trial_records(frame)))
     if not fields.empty:
         parts.append(sections.receptive_field_section(fields))
     parts.append(sections.noise_section(sweep))

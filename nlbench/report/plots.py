@@ -239,19 +239,26 @@ def pareto_plot_data(summary: pd.DataFrame, *, several_runs: bool = False) -> tu
 
 
 def learning_curve_plot_data(probes: pd.DataFrame, *, several_runs: bool = False) -> tuple[PlotData, ...]:
-    """Test accuracy against training steps per probe task: one line per block, the mean
-    over its seeds at each evaluated step, bars ±1 std over the seeds (from each stored
-    run's ``learning_curve``; steps where only one seed was evaluated have no bars). No
-    plot for a task whose runs were evaluated at the end only."""
+    """Held-out accuracy against training steps per probe task: one line per block, the
+    mean over its seeds at each evaluated step, bars ±1 std over the seeds (from each
+    stored run's ``learning_curve``: the validation accuracy, or the test accuracy of
+    runs evaluated on the test split along the way; steps where only one seed was
+    evaluated have no bars — runs that stopped at their plateau end at different
+    steps). No plot for a task whose runs were evaluated at the end only."""
     plots = []
     ok = probes.loc[probes["status"] == "ok"] if "status" in probes.columns else probes
     for (run, task), group in ok.groupby(["run", "task"], sort=True, dropna=False):
         series = []
+        held_out: set[str] = set()
         for (block, options), runs in group.groupby(["block", "options"], sort=False):
             by_step: dict[float, list[float]] = {}
             for curve in runs["learning_curve"]:
-                for point in curve if isinstance(curve, list) else ():
-                    accuracy = point.get("test_accuracy") if isinstance(point, dict) else None
+                points = [p for p in curve if isinstance(p, dict)] if isinstance(curve, list) else []
+                key = ("validation_accuracy" if any(p.get("validation_accuracy") is not None for p in points)
+                       else "test_accuracy")
+                held_out.add(key)
+                for point in points:
+                    accuracy = point.get(key)
                     if isinstance(accuracy, (int, float)) and math.isfinite(accuracy):
                         by_step.setdefault(float(point["step"]), []).append(float(accuracy))
             if not by_step:
@@ -265,9 +272,10 @@ def learning_curve_plot_data(probes: pd.DataFrame, *, several_runs: bool = False
                                  tuple(m + d for m, d in zip(means, stds)) if spread else ()))
         if not any(len(s.x) > 1 for s in series):  # evaluated only at the end: no curve to draw
             continue
-        title = f"probe '{task}': test accuracy vs training steps" + (f" [{run}]" if several_runs else "")
+        split = " / ".join(sorted(k.removesuffix("_accuracy") for k in held_out))
+        title = f"probe '{task}': {split} accuracy vs training steps" + (f" [{run}]" if several_runs else "")
         plots.append(PlotData(key=_slug(f"curves-{task}-{run if several_runs else ''}"), title=title,
-                              xlabel="training steps", ylabel="test accuracy (mean ± std over seeds)",
+                              xlabel="training steps", ylabel=f"{split} accuracy (mean ± std over seeds)",
                               series=tuple(series), logx=False, logy=False, kind="cost"))
     return tuple(plots)
 

@@ -32,7 +32,7 @@ from nlbench.store import MULTIPLY_ADD_MACS_SCHEMA
 from nlbench.vocabulary import (
     CONTENDED_SAMPLE_SHARE, FAILED_STATUSES, FEW_SAMPLES, IDENTITY_BLOCK, LATENCY_METRICS, LATENCY_WARNINGS,
     MAC_OP_CLASSES, MACS_CONVENTION, METRIC_NAMES, METRICS, NOISY_IQR_OVER_MEDIAN, OP_CLASS_TEXT, OP_CLASSES,
-    ROOT_MODULE, ROOT_MODULE_TEXT, STARVED_OFF_CPU, STATUS_CELL, STATUS_OK, STATUS_TEXT, WARNING_CONTENDED,
+    PROBE_BASELINE_BLOCK, PROBE_SIGNIFICANCE_LEVEL, ROOT_MODULE, ROOT_MODULE_TEXT, STARVED_OFF_CPU, STATUS_CELL, STATUS_OK, STATUS_TEXT, WARNING_CONTENDED,
     WARNING_FEW_SAMPLES, WARNING_NOISY, metric,
 )
 
@@ -638,34 +638,80 @@ def receptive_field_section(fields: pd.DataFrame) -> Section:
                    tables=(_table("Receptive field in the probe network", spec, rows),), plots=plots)
 
 
-def probe_section(probes: pd.DataFrame, several: bool) -> Section:
+def probe_section(probes: pd.DataFrame, several: bool, trials: pd.DataFrame | None = None) -> Section:
+    """Probe results: per block its verdict and the numbers behind it, the rate sweep,
+    accuracy against MACs and the learning curves."""
+    from nlbench.probe_verdicts import probe_verdicts
+
     summary = probe_summary(probes)
+    verdicts = probe_verdicts(probes)
     prefix = pick_prefix(summary["macs"])
     mac_unit = f"{prefix[1]} = {prefix[2]}" if prefix[1] else ""
-    tables = []
+    tables, notes = [], []
     for (run, task), group in summary.groupby(["run", "task"], sort=True, dropna=False):
+        judged = verdicts.loc[(verdicts["run"] == run) & (verdicts["task"] == task)]
+        target = f"{100 * judged['target_accuracy'].iloc[0]:g} %" if len(judged) else "target"
         rows = []
         for _, row in group.sort_values("accuracy_mean", ascending=False, kind="stable").iterrows():
+            verdict = judged.loc[(judged["block"] == row["block"]) & (judged["options"] == row["options"])].iloc[0]
             mean, std = as_float(row["accuracy_mean"]), as_float(row["accuracy_std"])
             accuracy = "—" if not math.isfinite(mean) else (
                 f"{mean:.3f} ± {std:.3f}" if math.isfinite(std) else f"{mean:.3f} (1 seed)")
-            rows.append([block_label(row["block"], row["options"]), accuracy, row["n_seeds"], row["n_failed"],
-                         as_float(row["macs"]), as_float(row["params"]), as_float(row["steps"]),
-                         as_float(row["steps_per_s_median"]), "yes" if row["pareto"] else ""])
-        spec = [text_column("block"), text_column("accuracy (mean ± std over seeds)"),
-                number_column("seeds", style="integer"), number_column("failed seeds", style="integer"),
-                number_column("MACs", mac_unit, scale=prefix[0]), number_column("params"), number_column("steps"),
-                number_column("steps/s (median)"), text_column("Pareto-optimal")]
+            rows.append([block_label(row["block"], row["options"]), verdict["verdict"], accuracy,
+                         f"{verdict['n_learned']}/{verdict['n_ok']}", as_float(verdict["steps_to_target_median"]),
+                         as_float(verdict["lr"]), as_float(row["steps"]), as_float(verdict["wall_s_total"]),
+                         as_float(verdict["p_vs_baseline"]), row["n_failed"], as_float(row["macs"]),
+                         as_float(row["params"]), as_float(row["steps_per_s_median"]),
+                         "yes" if row["pareto"] else ""])
+        spec = [text_column("block"), text_column("verdict"), text_column("test accuracy (mean ± std over seeds)"),
+                text_column(f"seeds ≥ {target}"), number_column(f"steps to {target} (median)", style="integer"),
+                number_column("lr"), number_column("steps trained (median)", style="integer"),
+                number_column("wall time, all seeds", "s", style="integer"),
+                number_column(f"p vs {PROBE_BASELINE_BLOCK} (one-sided Welch)"),
+                number_column("failed seeds", style="integer"), number_column("MACs", mac_unit, scale=prefix[0]),
+                number_column("params"), number_column("steps/s (median)"), text_column("Pareto-optimal")]
         title = f"Probe '{task}'" + (f" [{run}]" if several else "")
         tables.append(_table(title, spec, rows))
-    intro = ("Short training probes: test accuracy (fraction correct, mean ± sample std over seeds) next to "
-             "the probe network's MACs for one image. Pareto-optimal: no other block is at least as accurate "
-             "with fewer MACs.")
-    intro += (" The learning curves show test accuracy at every evaluation during training (mean ± std over "
-              "seeds), so where learning starts, and whether it had stopped, can be read off.")
-    return Section("probes", "Probe results", intro=intro, tables=tuple(tables),
+        notes.extend(f"{task}: {block_label(v['block'], v['options'])} {v['statement']}"
+                     + (f" [{run}]" if several else "") for _, v in judged.iterrows())
+    if trials is not None and not trials.empty:
+        tables.extend(_rate_sweep_tables(trials, probes, several))
+    intro = ("Probes train a small CNN with each block until its validation accuracy plateaus (or the maximum "
+             "budget), at the learning rate a sweep on the validation split chose for the block; the test split "
+             "is used once, at the end. Verdicts: learns (every seed reaches the target at its plateau, within "
+             "the short budget), learns slowly (only beyond it), learns in some seeds, or does not learn within "
+             f"the budget; p tests 'better than {PROBE_BASELINE_BLOCK}' over seeds (one-sided Welch t-test, "
+             f"α = {PROBE_SIGNIFICANCE_LEVEL:g}). Pareto-optimal: no other block is at least as accurate with "
+             "fewer MACs. The learning curves show the held-out accuracy at every evaluation (mean ± std over "
+             "seeds), so where learning starts, and whether it had stopped, can be read off.")
+    return Section("probes", "Probe results", intro=intro, notes=tuple(notes), tables=tuple(tables),
                    plots=(*pareto_plot_data(summary, several_runs=several),
                           *learning_curve_plot_data(probes, several_runs=several)))
+
+
+def _rate_sweep_tables(trials: pd.DataFrame, probes: pd.DataFrame, several: bool) -> list[Table]:
+    """Per run and task: every rate trial (block × rate) with its final validation
+    accuracy, steps to the target and steps trained, the chosen rate marked."""
+    tables = []
+    for (run, task), group in trials.groupby(["run", "task"], sort=True, dropna=False):
+        chosen = probes.loc[(probes["run"] == run) & (probes["task"] == task)].groupby(
+            ["block", "options"], dropna=False)["lr"].first()
+        rows = []
+        for _, row in group.sort_values(["block", "lr"], kind="stable").iterrows():
+            picked = chosen.get((row["block"], row["options"]))
+            rows.append([block_label(row["block"], row["options"]), as_float(row["lr"]), row["seed"],
+                         row["status"] if row["status"] != STATUS_OK else "", as_float(row["validation_accuracy"]),
+                         as_float(row["steps_to_target"]), as_float(row["steps"]), row["stop_reason"] or "",
+                         "yes" if picked is not None and as_float(picked) == as_float(row["lr"]) else ""])
+        spec = [text_column("block"), number_column("lr"), number_column("seed", style="integer"),
+                text_column("failure"), number_column("validation accuracy (final)", style="fixed", decimals=3),
+                number_column("steps to target", style="integer"), number_column("steps trained", style="integer"),
+                text_column("stopped by"), text_column("chosen")]
+        title = f"Learning-rate sweep '{task}'" + (f" [{run}]" if several else "")
+        tables.append(_table(title, spec, rows, note="Chosen: the best final validation accuracy; rates within "
+                             "the plateau's minimum gain tie, and a tie goes to the fewest steps to the target, "
+                             "then to the rate nearest the default."))
+    return tables
 
 
 # ----------------------------------------------------------------------------------

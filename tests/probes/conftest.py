@@ -12,7 +12,8 @@ from nlbench.blocks import ClaimedComplexity, register_block, unregister_block
 from nlbench.probes import QUICK_CONFIG, ProbeConfig
 
 TINY = replace(
-    QUICK_CONFIG, steps=12, batch_size=8, n_train=64, n_test=32, log_every=4, eval_every=8, warmup_steps=2, threads=1
+    QUICK_CONFIG, steps=12, batch_size=8, n_train=64, n_test=32, n_validation=16, log_every=4, eval_every=8,
+    warmup_steps=2, threads=1
 )
 
 

@@ -52,8 +52,8 @@ def test_open_split_sizes_follow_the_task() -> None:
     assert len(generated.train) == QUICK_CONFIG.steps * QUICK_CONFIG.batch_size  # one pass, no repeats
     assert len(generated.test) == QUICK_CONFIG.n_test
     assert QUICK_CONFIG.make_task() is generated, "the latest task is cached"
-    digits = probe_config("quick", task="digits", n_test=None).make_task()
-    assert (len(digits.train), len(digits.test)) == (1348, 449)  # the whole fixed splits
+    digits = probe_config("quick", task="digits", n_test=None, n_validation=None).make_task()
+    assert (len(digits.train), len(digits.validation), len(digits.test)) == (1213, 135, 449)  # a tenth held out
 
 
 def test_a_probe_case_is_the_block_case_plus_task_and_seed() -> None:

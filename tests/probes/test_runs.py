@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -49,37 +50,43 @@ def test_quick_probe_runs_identity_and_local() -> None:
     results = run_probe(QUICK_CONFIG, ["identity", "local"],
                         progress=lambda case, record, index, total: events.append(("done", case, record, index, total)),
                         on_step=lambda case, point: events.append(("step", case, point)))
-    assert [(r.block, r.seed) for r in results] == [("identity", 0), ("local", 0)]
-    identity, local = results
+    grid = QUICK_CONFIG.lr_grid
+    assert [(r.block, r.kind, r.config.lr if r.kind != "probe" else None) for r in results] == [
+        *(("identity", "probe_lr_trial", lr) for lr in grid), ("identity", "probe", None),
+        *(("local", "probe_lr_trial", lr) for lr in grid), ("local", "probe", None)]
+    identity, local = (r for r in results if r.kind == "probe")
     for result in results:
         assert result.status == "ok", result.error
         assert result.task == "same_pair" and result.steps == QUICK_CONFIG.steps
-        assert 0.0 <= result.accuracy <= 1.0
+        assert 0.0 <= result.accuracy <= 1.0 and 0.0 <= result.validation_accuracy <= 1.0
         assert result.steps_per_s > 0 and result.params > 0 and result.macs > 0
         assert result.flops > 2 * result.macs  # multiply-adds, plus the norms, ReLUs and biases
         assert result.learning_curve[-1].step == QUICK_CONFIG.steps
         assert result.learning_curve[-1].test_accuracy == result.accuracy
         assert all(math.isfinite(p.train_loss) for p in result.learning_curve)
         record = result.to_record()
-        assert RECORD_KEYS <= set(record) and record["kind"] == "probe" and record["status"] == "ok"
+        assert RECORD_KEYS <= set(record) and record["status"] == "ok"
         json.dumps(record)  # store-friendly
+    assert identity.lr_trial_reused and identity.config.lr in grid
     # the local block adds a 3×3 conv branch: more parameters and MACs than no block
     assert local.params > identity.params and local.macs > identity.macs
-    # the sweep's progress shape: (case, record, index, total) after each block × seed,
+    # the sweep's progress shape: (case, record, index, total) after each result,
     # with training steps reported in between
     kinds = [e[0] for e in events]
-    assert kinds[0] == "step" and kinds.count("done") == 2 and kinds[-1] == "done"
+    assert kinds[0] == "step" and kinds.count("done") == len(results) and kinds[-1] == "done"
     done = [e[1:] for e in events if e[0] == "done"]
-    assert [(case.block, case.seed, index, total) for case, _, index, total in done] == [
-        ("identity", 0, 1, 2), ("local", 0, 2, 2)]
+    assert [(case.block, case.lr, index, total) for case, _, index, total in done] == [
+        (block, lr, index + 1 + offset, 6) for offset, block in ((0, "identity"), (3, "local"))
+        for index, lr in enumerate((*grid, None))]
     assert done[-1][1]["case_id"] == local.case.case_id == done[-1][0].case_id
     assert done[-1][1]["accuracy"] == local.accuracy
-    local_steps = [e[2].step for e in events if e[0] == "step" and e[1].block == "local"]
-    assert local_steps == [p.step for p in local.learning_curve]
+    trained_local = [e[2].step for e in events if e[0] == "step" and e[1].block == "local"]
+    assert trained_local == [p.step for r in results if r.block == "local" and r.kind != "probe"
+                             for p in r.learning_curve], "the reused seed is not trained again"
 
 
 def test_a_failing_block_is_recorded_and_the_run_goes_on(tiny: ProbeConfig, test_blocks) -> None:
-    results = run_probe(tiny, ["probe_test_broken", "identity"])
+    results = [r for r in run_probe(tiny, ["probe_test_broken", "identity"]) if r.kind == "probe"]
     broken, identity = results
     assert broken.status == "error" and "broken on purpose" in broken.error and broken.accuracy is None
     assert broken.to_record()["status"] == "error"
@@ -139,16 +146,19 @@ def test_probe_run_manifest_has_the_sweep_s_environment_fields(tmp_path: Path) -
 
 def test_probe_run_stores_results_and_receptive_fields_and_resumes(tmp_path: Path) -> None:
     config = probe_config("quick", **TINY)
+    grid = config.lr_grid
     run_dir = start_probe_run(config, tmp_path, ["identity", "nl"])
-    assert [(c.block, c.seed) for c in pending_probe_cases(run_dir, config, ["identity", "nl"])] == [
-        ("identity", 0), ("identity", 1), ("nl", 0), ("nl", 1)]
+    assert [(c.block, c.lr, c.seed) for c in pending_probe_cases(run_dir, config, ["identity", "nl"])] == [
+        (block, lr, seed) for block in ("identity", "nl") for lr, seed in ((grid[0], 0), (grid[1], 0), (None, 0),
+                                                                           (None, 1))]
     first = run_probe_into(run_dir, config, ["identity", "nl"])
-    assert first.trained == 4 and first.already_done == 0
+    assert first.trained == 8 and first.already_done == 0
     df = store.load(run_dir)
     probes = df[df["kind"] == "probe"]
     assert sorted(zip(probes["block"], probes["seed"])) == [("identity", 0), ("identity", 1), ("nl", 0), ("nl", 1)]
     assert probes["accuracy"].between(0, 1).all() and (probes["macs"] > 0).all()
     assert set(probes["case_id"]) == {config.probe_case(b, s).case_id for b in ("identity", "nl") for s in (0, 1)}
+    assert len(store.lr_trial_records(df)) == 4
     fields = df[df["kind"] == "receptive_field"].set_index("block")
     assert fields.loc["nl", "fraction_reached"] == 1.0
     assert fields.loc["identity", "fraction_reached"] < 0.1
@@ -156,18 +166,8 @@ def test_probe_run_stores_results_and_receptive_fields_and_resumes(tmp_path: Pat
     assert restored == config and blocks == ["identity", "nl"]
     assert pending_probe_cases(run_dir, restored, blocks) == []
     again = run_probe_into(run_dir, restored, blocks)
-    assert again.trained == 0 and again.already_done == 4
-    assert len((run_dir / store.RESULTS_FILE).read_text().splitlines()) == 6
-
-
-def test_a_block_without_a_receptive_field_is_recorded_as_failed(tmp_path: Path, test_blocks) -> None:
-    config = probe_config("quick", **{**TINY, "seeds": (0,)})
-    run_dir = start_probe_run(config, tmp_path, ["probe_test_broken"])
-    outcome = run_probe_into(run_dir, config, ["probe_test_broken"])
-    assert outcome.trained == 1
-    records = {r["kind"]: r for r in store.read_records(run_dir)}
-    assert records["probe"]["status"] == records["receptive_field"]["status"] == "error"
-    assert "broken on purpose" in records["receptive_field"]["error"]
+    assert again.trained == 0 and again.already_done == 8
+    assert len((run_dir / store.RESULTS_FILE).read_text().splitlines()) == 10
 
 
 def test_report_shows_probe_accuracy_and_receptive_fields(tmp_path: Path) -> None:
@@ -190,7 +190,11 @@ def test_probe_cli_quick_and_errors(capsys: pytest.CaptureFixture[str], tmp_path
                      "--seeds", "1", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "digits" in out and "identity" in out and "run directory" in out
-    assert "1/1" in out, "seeds ok counts probe results only, not the receptive-field record"
+    assert re.search(r"│\s*0/1\s*│", out), \
+        "the seeds column counts the probe's seeds, not its rate trials or the receptive-field record"
+    assert "identity: does not learn within 3 steps" in out
     run = next(tmp_path.glob("probe-digits-*"))
+    assert cli.main(["probe", "--task", "digits", "--steps", "3", "--max-steps", "9", "--quick"]) == 2
+    assert "exclude each other" in capsys.readouterr().out
     assert cli.main(["probe", "--resume", str(run)]) == 0
-    assert "trained 0 block × seed runs (1 already done)" in capsys.readouterr().out
+    assert "trained 0 runs (3 already done)" in capsys.readouterr().out
