@@ -31,8 +31,8 @@ from typing import Any, Iterable, Iterator, Mapping
 import pandas as pd
 
 from nlbench.vocabulary import (
-    KIND_PROBE, KIND_PROBE_LR_TRIAL, KIND_RECEPTIVE_FIELD, KIND_SWEEP, MAC_OP_CLASSES, METRICS, NUMERIC_COLUMNS, OP_CLASSES, RECORD_KINDS,
-    SHAPE_INT_COLUMNS, STATUSES, class_cost_column, latency_warnings,
+    KIND_PROBE, KIND_PROBE_LR_TRIAL, KIND_RECEPTIVE_FIELD, KIND_SWEEP, MAC_OP_CLASSES, METRICS, NUMERIC_COLUMNS,
+    OP_CLASSES, RECORD_KINDS, SHAPE_INT_COLUMNS, STATUSES, class_cost_column, latency_warnings,
 )
 
 #: 2: ``macs`` counts multiply-accumulates only (vocabulary.MACS_CONVENTION), and each case

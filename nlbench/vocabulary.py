@@ -54,7 +54,7 @@ VERDICTS: tuple[str, ...] = (VERDICT_LEARNS, VERDICT_LEARNS_SLOWLY, VERDICT_UNST
                              VERDICT_FAILED)
 #: The block every probe verdict is tested against: local convolutions, no global context.
 PROBE_BASELINE_BLOCK = "local"
-#: One-sided level of the test "better than the baseline block".
+#: One-sided level of the test "better than the baseline block" (rejected at p ≤ level).
 PROBE_SIGNIFICANCE_LEVEL = 0.05
 
 # --------------------------------------------------------------------------- case shape

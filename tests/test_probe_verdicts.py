@@ -48,6 +48,7 @@ def test_each_verdict_and_its_numbers() -> None:
     statement = verdicts.loc["nl", "statement"]
     assert statement.startswith("learns: 99.0 ± 1.0 % test accuracy (3 of 3 seeds ≥ 85.0 %)")
     assert "reached after 800 steps (median over seeds, 600–1000)" in statement
+    assert "(median over the 1 seeds that reached it)" in verdicts.loc["snl", "statement"]
     assert "better than local (50.0 %)" in statement
     assert verdicts.loc["cgnl", "statement"].startswith("does not learn within 4000 steps")
     assert "not shown better than local" in verdicts.loc["cgnl", "statement"]
@@ -62,8 +63,13 @@ def test_welch_p_matches_a_hand_computation() -> None:
     from scipy import stats
 
     t = 0.49 / math.sqrt(2e-4 / 3)
-    assert welch_greater(a, b) == pytest.approx(stats.t.sf(t, 4), rel=1e-6)
-    assert welch_greater([0.5], b) is None and welch_greater([0.5, 0.5], [0.5, 0.5]) is None
+    p, test = welch_greater(a, b)
+    assert p == pytest.approx(stats.t.sf(t, 4), rel=1e-6) and test.startswith("Welch")
+    assert welch_greater([0.5], b) is None
+    # no spread on either side: the exact rank test; 3 seeds above 3 seeds is 1 of C(6, 3) = 20 orders
+    p, test = welch_greater([1.0, 1.0, 1.0], [0.5, 0.5, 0.5])
+    assert p == pytest.approx(1 / 20) and "Mann-Whitney" in test
+    assert welch_greater([0.5, 0.5], [0.5, 0.5])[0] > 0.5
     verdicts = probe_verdicts(frame()).set_index("block")
     assert verdicts.loc["nl", "p_vs_baseline"] == pytest.approx(stats.t.sf(t, 4), rel=1e-6)
 

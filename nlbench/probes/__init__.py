@@ -6,7 +6,7 @@ delivers global context next to what it costs. Importing builds nothing.
 - :mod:`~nlbench.probes.network`: the probe network and its backbone's receptive field;
 - :mod:`~nlbench.probes.config`: the training budget (presets) and a block × seed's identity;
 - :mod:`~nlbench.probes.training`: training and measuring one block × seed;
-- :mod:`~nlbench.probes.runs`: blocks × seeds, in memory or into the results store (resumable);
+- :mod:`~nlbench.probes.runs`: per block a rate sweep, then its seeds, in memory or into the results store (resumable);
 - :mod:`~nlbench.probes.receptive_field`: which input pixels reach one output position.
 """
 
@@ -23,11 +23,14 @@ from nlbench.probes.config import (
 from nlbench.probes.network import ProbeNet, ReceptiveField, backbone_receptive_field, build_probe_net, feature_size
 from nlbench.probes.receptive_field import ReceptiveFieldResult, receptive_field_probe, save_heatmap
 from nlbench.probes.runs import (
+    LrChoice,
     ProbeRun,
     ProbeSummary,
     StepCallback,
     aggregate,
+    choose_lr,
     config_from_manifest,
+    lr_trial_cases,
     pending_probe_cases,
     probe_cases,
     resume_probe_arguments,
@@ -45,6 +48,7 @@ __all__ = [
     "TASKS",
     "TASK_ALIASES",
     "CurvePoint",
+    "LrChoice",
     "ProbeCase",
     "ProbeConfig",
     "ProbeNet",
@@ -60,9 +64,11 @@ __all__ = [
     "backbone_receptive_field",
     "build_probe_net",
     "canonical_task",
+    "choose_lr",
     "config_from_manifest",
     "feature_size",
     "load_cifar",
+    "lr_trial_cases",
     "make_task",
     "pending_probe_cases",
     "probe_cases",

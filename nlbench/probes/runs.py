@@ -33,8 +33,8 @@ StepCallback = Callable[[ProbeCase, CurvePoint], None]
 
 __all__ = [
     "LrChoice", "ProbeRun", "ProbeSummary", "StepCallback", "aggregate", "choose_lr", "config_from_manifest",
-    "lr_trial_cases", "pending_probe_cases", "probe_cases", "receptive_field_id", "receptive_field_record", "resume_probe_arguments", "run_probe",
-    "run_probe_into", "start_probe_run",
+    "lr_trial_cases", "pending_probe_cases", "probe_cases", "receptive_field_id", "receptive_field_record",
+    "resume_probe_arguments", "run_probe", "run_probe_into", "start_probe_run",
 ]
 
 

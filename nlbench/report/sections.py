@@ -667,7 +667,7 @@ def probe_section(probes: pd.DataFrame, several: bool, trials: pd.DataFrame | No
                 text_column(f"seeds ≥ {target}"), number_column(f"steps to {target} (median)", style="integer"),
                 number_column("lr"), number_column("steps trained (median)", style="integer"),
                 number_column("wall time, all seeds", "s", style="integer"),
-                number_column(f"p vs {PROBE_BASELINE_BLOCK} (one-sided Welch)"),
+                number_column(f"p vs {PROBE_BASELINE_BLOCK} (one-sided)"),
                 number_column("failed seeds", style="integer"), number_column("MACs", mac_unit, scale=prefix[0]),
                 number_column("params"), number_column("steps/s (median)"), text_column("Pareto-optimal")]
         title = f"Probe '{task}'" + (f" [{run}]" if several else "")
@@ -680,8 +680,9 @@ def probe_section(probes: pd.DataFrame, several: bool, trials: pd.DataFrame | No
              "budget), at the learning rate a sweep on the validation split chose for the block; the test split "
              "is used once, at the end. Verdicts: learns (every seed reaches the target at its plateau, within "
              "the short budget), learns slowly (only beyond it), learns in some seeds, or does not learn within "
-             f"the budget; p tests 'better than {PROBE_BASELINE_BLOCK}' over seeds (one-sided Welch t-test, "
-             f"α = {PROBE_SIGNIFICANCE_LEVEL:g}). Pareto-optimal: no other block is at least as accurate with "
+             f"the budget; p tests 'better than {PROBE_BASELINE_BLOCK}' over seeds (one-sided Welch t-test; the "
+             f"exact Mann-Whitney test where no seed differs from another; better at p ≤ "
+             f"{PROBE_SIGNIFICANCE_LEVEL:g}). Pareto-optimal: no other block is at least as accurate with "
              "fewer MACs. The learning curves show the held-out accuracy at every evaluation (mean ± std over "
              "seeds), so where learning starts, and whether it had stopped, can be read off.")
     return Section("probes", "Probe results", intro=intro, notes=tuple(notes), tables=tuple(tables),
