@@ -708,10 +708,11 @@ def print_probe_summary(run_dir: Path) -> None:
                       f"{int(params.iloc[0]):,}" if len(params) else "—")
     console.print(table)
     for _, row in verdicts.iterrows():
-        console.print(Text(f"{row['block']}: {row['statement']}"))
+        console.print(Text(f"{row['task']} · {row['block']}: {row['statement']}"))
     for frame in (probes, store.lr_trial_records(df)):
         for _, row in frame[frame["status"] != STATUS_OK].iterrows():
-            say("[red]{} seed {}[/]: {}", row["block"], row["seed"], row["error"])
+            rate = f" lr {row['lr']:g}" if frame is not probes and isinstance(row.get("lr"), float) else ""
+            say("[red]{}{} seed {}[/]: {}", row["block"], rate, int(row["seed"]), row["error"])
 
 
 def print_report_paths(runs: list[Path], out: Path, formats: tuple[str, ...]) -> None:

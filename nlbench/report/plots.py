@@ -242,25 +242,33 @@ def learning_curve_plot_data(probes: pd.DataFrame, *, several_runs: bool = False
     """Held-out accuracy against training steps per probe task: one line per block, the
     mean over its seeds at each evaluated step, bars ±1 std over the seeds (from each
     stored run's ``learning_curve``: the validation accuracy, or the test accuracy of
-    runs evaluated on the test split along the way; steps where only one seed was
-    evaluated have no bars — runs that stopped at their plateau end at different
-    steps). No plot for a task whose runs were evaluated at the end only."""
+    runs evaluated on the test split along the way). A seed that stopped at its
+    plateau before the others keeps its last accuracy at the later steps (so the mean
+    does not jump when a seed stops); steps no two seeds reached have no bars. No plot
+    for a task whose runs were evaluated at the end only."""
     plots = []
     ok = probes.loc[probes["status"] == "ok"] if "status" in probes.columns else probes
     for (run, task), group in ok.groupby(["run", "task"], sort=True, dropna=False):
         series = []
         held_out: set[str] = set()
         for (block, options), runs in group.groupby(["block", "options"], sort=False):
-            by_step: dict[float, list[float]] = {}
+            curves = []
             for curve in runs["learning_curve"]:
                 points = [p for p in curve if isinstance(p, dict)] if isinstance(curve, list) else []
                 key = ("validation_accuracy" if any(p.get("validation_accuracy") is not None for p in points)
                        else "test_accuracy")
                 held_out.add(key)
-                for point in points:
-                    accuracy = point.get(key)
-                    if isinstance(accuracy, (int, float)) and math.isfinite(accuracy):
-                        by_step.setdefault(float(point["step"]), []).append(float(accuracy))
+                evaluated = {float(p["step"]): float(p[key]) for p in points
+                             if isinstance(p.get(key), (int, float)) and math.isfinite(p[key])}
+                if evaluated:
+                    curves.append(evaluated)
+            by_step: dict[float, list[float]] = {}
+            for step in sorted({step for curve in curves for step in curve}):
+                for curve in curves:
+                    if step in curve:
+                        by_step.setdefault(step, []).append(curve[step])
+                    elif step > max(curve):  # stopped earlier: its last accuracy stands
+                        by_step.setdefault(step, []).append(curve[max(curve)])
             if not by_step:
                 continue
             steps = sorted(by_step)

@@ -538,3 +538,10 @@ def test_learning_curves_show_mean_and_spread_over_seeds_per_block() -> None:
     assert render_png(plot).png[:4] == b"\x89PNG"
     final_only = pd.DataFrame([{**rows[0], "learning_curve": curve(0.9)}])
     assert learning_curve_plot_data(final_only) == (), "one evaluation at the end is no curve"
+    # a seed that stopped at its plateau keeps its last (validation) accuracy at later steps
+    validation = [{"step": 50 * (i + 1), "train_loss": 1.0, "validation_accuracy": a} for i, a in enumerate((0.6, 1.0))]
+    stopped = [{**rows[0], "learning_curve": validation},
+               {**rows[0], "learning_curve": [*validation, {"step": 150, "train_loss": 1.0, "validation_accuracy": 0.8}]}]
+    (plot,) = learning_curve_plot_data(pd.DataFrame(stopped))
+    assert plot.series[0].x == (50.0, 100.0, 150.0) and plot.series[0].y == pytest.approx((0.6, 1.0, 0.9))
+    assert "validation accuracy" in plot.ylabel
