@@ -194,6 +194,11 @@ def test_probe_cli_quick_and_errors(capsys: pytest.CaptureFixture[str], tmp_path
         "the seeds column counts the probe's seeds, not its rate trials or the receptive-field record"
     assert "identity: does not learn within 3 steps" in out
     run = next(tmp_path.glob("probe-digits-*"))
+    assert cli.main(["probe", "--task", "digits", "--blocks", "identity", "--quick", "--max-steps", "5", "--lr",
+                     "0.01", "--seeds", "1", "--out", str(tmp_path / "one-rate")]) == 0
+    assert "lr 0.01, 5 steps each" in capsys.readouterr().out
+    one_rate, _ = config_from_manifest(next((tmp_path / "one-rate").glob("probe-digits-*")))
+    assert (one_rate.lr, one_rate.lr_grid, one_rate.steps) == (0.01, (), 5)
     assert cli.main(["probe", "--task", "digits", "--steps", "3", "--max-steps", "9", "--quick"]) == 2
     assert "exclude each other" in capsys.readouterr().out
     assert cli.main(["probe", "--resume", str(run)]) == 0
