@@ -87,9 +87,9 @@ class ProbeConfig:
     validation images; for the stored data sets (``digits``, CIFAR) their whole test
     split and a tenth of the training split held out (``n_validation`` of 0: no
     validation split; the evaluations then use the test split, as runs made before
-    it did). ``eval_every`` steps the
-    validation accuracy is measured (0: only at the end, which also turns the
-    plateau rule off), and the mean training loss logged every ``log_every`` steps.
+    it did). The validation accuracy is measured every ``eval_every`` steps (0: only
+    at the end, which also turns the plateau rule off), and the mean training loss
+    logged every ``log_every`` steps.
 
     ``target_accuracy`` is the accuracy a verdict calls learned; ``short_budget_steps``
     the budget within which reaching it is "learns" rather than "learns slowly" (the
