@@ -463,7 +463,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
     from nlbench.blocks import load_plugin, resolve_blocks
     from nlbench.probes import (
-        aggregate, canonical_task, pending_probe_cases, probe_config, resume_probe_arguments, run_probe_into,
+        block_cases, canonical_task, pending_probe_cases, probe_config, resume_probe_arguments, run_probe_into,
         start_probe_run,
     )
     from nlbench.sweep import default_results_root
@@ -502,7 +502,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     if not args.resume:
         blocks = resolve_blocks(args.blocks)
         run_dir = start_probe_run(config, args.out or default_results_root(), blocks, plugins=plugins)
-    total = len(blocks) * (len(config.seeds) + len(config.lr_grid))
+    total = sum(len(block_cases(config, block)) for block in blocks)
     done_before = total - len(pending_probe_cases(run_dir, config, blocks))
     budget = (f"to a plateau or {config.steps} steps" if config.stop_on_plateau and config.eval_every
               else f"{config.steps} steps each")

@@ -1,8 +1,9 @@
-"""Verdicts on probe runs, derived from the stored results only: for each block and task,
-whether it *learns* (reaches the target accuracy at its plateau within the short
+"""Verdicts on probe runs, derived from the stored results only: for each block and
+task, whether it *learns* (reaches the target accuracy at its plateau within the short
 budget), *learns slowly* (only beyond it), *learns in some seeds*, or *does not learn*
-within the budget it trained (or every seed failed), with the seeds' spread and a one-sided test over seeds
-against the ``local`` baseline (Welch's t-test; exact Mann-Whitney where no seed differs). Torch-free (the report and the CLI use it).
+within the budget it trained (or every seed failed), with the seeds' spread and a
+one-sided test over seeds against the ``local`` baseline (Welch's t-test; exact
+Mann-Whitney where no seed differs). Torch-free (the report and the CLI use it).
 """
 
 from __future__ import annotations
@@ -32,16 +33,20 @@ VERDICT_COLUMNS: tuple[str, ...] = (
 )
 
 
-def steps_to_target(curve: Any, target: float) -> int | None:
-    """The first step of a stored learning curve whose held-out accuracy reached
-    ``target``: the validation accuracy, or the test accuracy for runs evaluated on
-    the test split along the way (before the validation split existed)."""
+def held_out_accuracies(curve: Any) -> tuple[str, dict[float, float]]:
+    """A stored learning curve's held-out accuracy by step, and which split it is: the
+    validation accuracy, or the test accuracy for runs evaluated on the test split
+    along the way (before the validation split existed)."""
     points = [p for p in curve if isinstance(p, Mapping)] if isinstance(curve, list) else []
     key = "validation_accuracy" if any(_finite(p.get("validation_accuracy")) for p in points) else "test_accuracy"
-    for point in points:
-        if _finite(point.get(key)) and float(point[key]) >= target - 1e-12:
-            return int(point["step"])
-    return None
+    return key, {float(p["step"]): float(p[key]) for p in points if _finite(p.get(key))}
+
+
+def steps_to_target(curve: Any, target: float) -> int | None:
+    """The first step of a stored learning curve whose held-out accuracy
+    (:func:`held_out_accuracies`) reached ``target``."""
+    _, accuracies = held_out_accuracies(curve)
+    return next((int(step) for step, accuracy in sorted(accuracies.items()) if accuracy >= target - 1e-12), None)
 
 
 def welch_greater(sample: Sequence[float], baseline: Sequence[float]) -> tuple[float, str] | None:
@@ -83,7 +88,8 @@ def probe_verdicts(probes: pd.DataFrame) -> pd.DataFrame:
         frame.at[index, "baseline_accuracy_mean"] = float(np.mean(base)) if base else math.nan
         frame.at[index, "p_vs_baseline"] = math.nan if tested is None else tested[0]
         frame.at[index, "test_vs_baseline"] = "" if tested is None else tested[1]
-        frame.at[index, "better_than_baseline"] = None if tested is None else bool(tested[0] <= PROBE_SIGNIFICANCE_LEVEL)
+        frame.at[index, "better_than_baseline"] = (None if tested is None
+                                                   else bool(tested[0] <= PROBE_SIGNIFICANCE_LEVEL))
         frame.at[index, "statement"] = _statement(frame.loc[index], has_baseline=bool(base))
     return frame[list(VERDICT_COLUMNS)]
 

@@ -32,7 +32,8 @@ StepCallback = Callable[[ProbeCase, CurvePoint], None]
 """Called while a block × seed trains, with every learning-curve point as it is logged."""
 
 __all__ = [
-    "LrChoice", "ProbeRun", "ProbeSummary", "StepCallback", "aggregate", "choose_lr", "config_from_manifest",
+    "LrChoice", "ProbeRun", "ProbeSummary", "StepCallback", "aggregate", "block_cases", "choose_lr",
+    "config_from_manifest",
     "lr_trial_cases", "pending_probe_cases", "probe_cases", "receptive_field_id", "receptive_field_record",
     "resume_probe_arguments", "run_probe", "run_probe_into", "start_probe_run",
 ]
@@ -62,9 +63,15 @@ def probe_cases(config: ProbeConfig, blocks: Sequence[str] | str, *, seeds: Sequ
     stray = sorted(set(options) - set(names))
     if stray:
         raise ValueError(f"run_probe: block_options name blocks that are not probed: {', '.join(stray)}")
-    return [case for block in names for case in (
-        *lr_trial_cases(config, block, options.get(block)),
-        *(config.probe_case(block, seed, options.get(block)) for seed in seeds))]
+    return [case for block in names for case in block_cases(config, block, seeds, options.get(block))]
+
+
+def block_cases(config: ProbeConfig, block: str, seeds: Sequence[int] | None = None,
+                options: Mapping[str, Any] | None = None) -> list[ProbeCase]:
+    """What one block of a probe run trains, in order: its rate trials
+    (:func:`lr_trial_cases`), then its seeds (default ``config.seeds``)."""
+    seeds = config.seeds if seeds is None else seeds
+    return [*lr_trial_cases(config, block, options), *(config.probe_case(block, seed, options) for seed in seeds)]
 
 
 @dataclass(frozen=True)
@@ -82,19 +89,20 @@ def choose_lr(trials: Sequence[ProbeResult], config: ProbeConfig) -> LrChoice:
     or without a successful trial, ``config.lr``."""
     if not config.lr_grid:
         return LrChoice(config.lr, "the config's rate (no sweep)")
-    scored = [t for t in trials if t.status == STATUS_OK and t.validation_accuracy is not None]
+    scored = [(t, float(t.validation_accuracy)) for t in trials
+              if t.status == STATUS_OK and t.validation_accuracy is not None]
     if not scored:
         return LrChoice(config.lr, "the config's rate: no rate trial succeeded")
-    best = max(t.validation_accuracy for t in scored)  # type: ignore[type-var]
-    tied = [t for t in scored if t.validation_accuracy >= best - config.plateau_min_gain - 1e-12]  # type: ignore[operator]
+    best = max(accuracy for _, accuracy in scored)
+    tied = [t for t, accuracy in scored if accuracy >= best - config.plateau_min_gain - 1e-12]
 
     def key(trial: ProbeResult) -> tuple[float, float, float]:
         steps = trial.steps_to_target if trial.steps_to_target is not None else math.inf
         return steps, abs(math.log(trial.config.lr / config.lr)), trial.config.lr
 
     chosen = min(tied, key=key)
-    accuracies = ", ".join(f"{t.config.lr:g}: {100 * t.validation_accuracy:.1f} %" for t in  # type: ignore[operator]
-                           sorted(scored, key=lambda t: t.config.lr))
+    accuracies = ", ".join(f"{t.config.lr:g}: {100 * accuracy:.1f} %"
+                           for t, accuracy in sorted(scored, key=lambda item: item[0].config.lr))
     rule = "best validation accuracy" if len(tied) == 1 else (
         "tie on validation accuracy, fewest steps to target" if chosen.steps_to_target is not None
         else "tie on validation accuracy, nearest the default rate")
@@ -266,11 +274,7 @@ def resume_probe_arguments(run_dir: Path) -> tuple[ProbeConfig, list[str], list[
 def pending_probe_cases(run_dir: Path, config: ProbeConfig, blocks: Sequence[str]) -> list[ProbeCase]:
     """The rate trials and seeds of ``config`` that ``run_dir`` holds no result for yet, block by block."""
     done = store.finished_case_ids(run_dir)
-    return [case for block in blocks for case in _cases_of(config, block) if case.case_id not in done]
-
-
-def _cases_of(config: ProbeConfig, block: str) -> list[ProbeCase]:
-    return [*lr_trial_cases(config, block), *(config.probe_case(block, seed) for seed in config.seeds)]
+    return [case for block in blocks for case in block_cases(config, block) if case.case_id not in done]
 
 
 def _known_results(run_dir: Path) -> dict[str, ProbeResult]:
@@ -296,9 +300,9 @@ def run_probe_into(run_dir: Path, config: ProbeConfig, blocks: Sequence[str], *,
     """
     with store.writer_lock(run_dir):
         done = store.finished_case_ids(run_dir)
-        todo = [case for block in blocks for case in _cases_of(config, block) if case.case_id not in done]
+        todo = [case for block in blocks for case in block_cases(config, block) if case.case_id not in done]
         fields = [block for block in blocks if receptive_field_id(config, block) not in done]
-        already_done = sum(len(_cases_of(config, block)) for block in blocks) - len(todo)
+        already_done = sum(len(block_cases(config, block)) for block in blocks) - len(todo)
         if not todo and not fields:
             return ProbeRun(run_dir, 0, already_done)
         known = _known_results(run_dir)

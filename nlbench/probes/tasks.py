@@ -98,7 +98,8 @@ class TaskData:
         validation split (generated images are independent draws and the stored sets'
         training images come in random order, so the tail is a random subset); it must
         leave at least one training image."""
-        if isinstance(n_validation, bool) or not isinstance(n_validation, int) or not 0 < n_validation < len(self.train):
+        if isinstance(n_validation, bool) or not isinstance(n_validation, int) \
+                or not 0 < n_validation < len(self.train):
             raise ValueError(f"{self.name}: n_validation must be a positive integer below the {len(self.train)} "
                              f"training images, got {n_validation!r}")
         cut = len(self.train) - n_validation

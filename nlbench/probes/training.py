@@ -223,8 +223,8 @@ def deterministic_torch(threads: int, device: str = "cpu") -> Iterator[None]:
 
 
 def lr_factor(step: int, config: ProbeConfig) -> float:
-    """Linear warm-up, then constant (or cosine decay to zero over ``config.steps``);
-    the decay on a plateau multiplies this."""
+    """The rate's factor at 0-based ``step``: linear warm-up, then constant (or cosine
+    decay to zero over ``config.steps``); the decay on a plateau multiplies this."""
     if step < config.warmup_steps:
         return (step + 1) / config.warmup_steps
     if config.schedule == "constant":
@@ -390,8 +390,7 @@ def _train(
     Evaluations during training use the validation split (the test split when the
     task has none: runs configured before it existed)."""
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    decay = [1.0]  # the plateau's decay of the rate, applied from the next step on
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, config) * decay[0])
+    decay = 1.0  # the plateau's decay of the rate, applied from the step after the plateau
     fix_up = reorthogonalizers(model)
     generator = torch.Generator().manual_seed(seed)
     images, labels = _tensors(task.train, config)
@@ -413,12 +412,13 @@ def _train(
         index = order[cursor : cursor + config.batch_size]
         cursor += config.batch_size
         start = time.perf_counter()
-        step_lr = float(optimizer.param_groups[0]["lr"])
+        step_lr = config.lr * (lr_factor(step - 1, config) * decay)
+        for group in optimizer.param_groups:
+            group["lr"] = step_lr
         loss = F.cross_entropy(model(images[index]), labels[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        scheduler.step()
         with torch.no_grad():
             for module in fix_up:
                 module.reorthogonalize()
@@ -453,10 +453,8 @@ def _train(
             continue
         if decayed_at is None:
             if plateaued(history, config.plateau_window, config.plateau_min_gain):
-                decay[0] = config.plateau_decay
+                decay = config.plateau_decay
                 decayed_at, measured["lr_decay_step"] = len(history), step
-                for group in optimizer.param_groups:  # from the next step on, as the scheduler would
-                    group["lr"] = group["initial_lr"] * lr_factor(scheduler.last_epoch, config) * decay[0]
         elif len(history) - decayed_at >= config.plateau_window and plateaued(
                 history, config.plateau_window, config.plateau_min_gain):
             measured["stop_reason"] = STOP_PLATEAU

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from nlbench.fit import fit_series
+from nlbench.probe_verdicts import held_out_accuracies
 from nlbench.report.formatting import as_float, block_label, is_missing, short_count, size_text
 from nlbench.report.model import BarPanel, FailedPoint, Heatmap, Plot, PlotData, Series, Stack, failed_by_status
 from nlbench.report.tables import attributed_cases, is_attributed, share_column
@@ -254,12 +255,8 @@ def learning_curve_plot_data(probes: pd.DataFrame, *, several_runs: bool = False
         for (block, options), runs in group.groupby(["block", "options"], sort=False):
             curves = []
             for curve in runs["learning_curve"]:
-                points = [p for p in curve if isinstance(p, dict)] if isinstance(curve, list) else []
-                key = ("validation_accuracy" if any(p.get("validation_accuracy") is not None for p in points)
-                       else "test_accuracy")
+                key, evaluated = held_out_accuracies(curve)
                 held_out.add(key)
-                evaluated = {float(p["step"]): float(p[key]) for p in points
-                             if isinstance(p.get(key), (int, float)) and math.isfinite(p[key])}
                 if evaluated:
                     curves.append(evaluated)
             by_step: dict[float, list[float]] = {}
