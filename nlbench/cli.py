@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_probe.add_argument("--lr", type=float, default=None,
                          help="one learning rate for every block (default: the preset's sweep picks one per block)")
     p_probe.add_argument("--quick", action="store_true", help="a tiny budget that checks the machinery")
+    p_probe.add_argument("--jobs", type=int, default=None, metavar="N",
+                         help="trainings at once, each in its own worker process (default: the usable "
+                              "cores ÷ the config's threads)")
     p_probe.add_argument("--data-dir", default=None, help="CIFAR binary files (cifar10/cifar100 only)")
     p_probe.add_argument("--out", type=Path, default=None, help="results root (default: results/)")
     p_probe.add_argument("--resume", type=Path, metavar="RUN", help="finish the missing block × seeds of RUN")
@@ -463,9 +466,10 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
     from nlbench.blocks import load_plugin, resolve_blocks
     from nlbench.probes import (
-        block_cases, canonical_task, pending_probe_cases, probe_config, resume_probe_arguments, run_probe_into,
-        start_probe_run,
+        block_cases, canonical_task, default_probe_jobs, pending_probe_cases, probe_config, resume_probe_arguments,
+        run_probe_into, start_probe_run,
     )
+    from nlbench.probes.workers import ProbeWorkerError
     from nlbench.sweep import default_results_root
     from nlbench.vocabulary import STATUS_OK
 
@@ -502,14 +506,18 @@ def cmd_probe(args: argparse.Namespace) -> int:
     if not args.resume:
         blocks = resolve_blocks(args.blocks)
         run_dir = start_probe_run(config, args.out or default_results_root(), blocks, plugins=plugins)
+    if args.jobs is not None and args.jobs < 1:
+        say("[bold red]error:[/] --jobs: expected at least 1 job")
+        return 2
+    jobs = args.jobs or default_probe_jobs(config)
     total = sum(len(block_cases(config, block)) for block in blocks)
     done_before = total - len(pending_probe_cases(run_dir, config, blocks))
     budget = (f"to a plateau or {config.steps} steps" if config.stop_on_plateau and config.eval_every
               else f"{config.steps} steps each")
     rates = (f"rate sweep {'/'.join(f'{lr:g}' for lr in config.lr_grid)} on seed {config.sweep_seed}"
              if config.lr_grid else f"lr {config.lr:g}")
-    say("[bold]probe {}[/]: {} blocks × {} seeds, {}, {} → {}", config.task, len(blocks), len(config.seeds),
-        rates, budget, run_dir)
+    say("[bold]probe {}[/]: {} blocks × {} seeds, {}, {}, {} at once × {} thread(s) → {}", config.task,
+        len(blocks), len(config.seeds), rates, budget, jobs, config.threads, run_dir)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=console) as progress:
@@ -523,8 +531,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
             progress.update(bar, advance=1, description=f"{escape(case.label)}{mark}")
 
         try:
-            outcome = run_probe_into(run_dir, config, blocks, progress=on_done, on_step=on_step)
-        except ValueError as exc:
+            outcome = run_probe_into(run_dir, config, blocks, progress=on_done, on_step=on_step, jobs=jobs,
+                                     plugins=plugins)
+        except (ValueError, ProbeWorkerError) as exc:
             say("[bold red]error:[/] {}", exc)
             return 2
     print_probe_summary(run_dir)

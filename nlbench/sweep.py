@@ -369,7 +369,7 @@ def _worker_main(conn: Connection, settings: CaseSettings, plugins: list[str], c
     Its stdout and stderr (native libraries' chatter, e.g. the profiler's) go to the
     run's ``worker.log`` so they neither garble the progress bar nor get lost.
     """
-    _die_with_parent()
+    die_with_parent()
     if log_path:
         log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(log_fd, 1)
@@ -395,7 +395,7 @@ def _worker_main(conn: Connection, settings: CaseSettings, plugins: list[str], c
         conn.send(measure_case(task.case, task.settings(settings)))
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Ask Linux to kill this worker when the sweep process dies (PR_SET_PDEATHSIG),
     so a killed sweep leaves no orphan measuring on."""
     try:
@@ -407,7 +407,7 @@ def _die_with_parent() -> None:
 
 
 @contextlib.contextmanager
-def _environment(overrides: dict[str, str]) -> Iterator[None]:
+def spawn_environment(overrides: dict[str, str]) -> Iterator[None]:
     """``os.environ`` with ``overrides`` for the block (a spawned child inherits it)."""
     saved = {key: os.environ.get(key) for key in overrides}
     os.environ.update(overrides)
@@ -474,7 +474,7 @@ class IsolatedRunner:
         parent, child = context.Pipe()
         self.process = context.Process(target=_worker_main, args=(child, self.settings, self.plugins, cpu, self.log_path),
                                        daemon=True)
-        with _environment(worker_environment(self.settings.sampling.retain_freed_memory)), _imports_from(self.code_root):
+        with spawn_environment(worker_environment(self.settings.sampling.retain_freed_memory)), _imports_from(self.code_root):
             self.process.start()
         child.close()
         self.conn = parent

@@ -7,6 +7,7 @@ delivers global context next to what it costs. Importing builds nothing.
 - :mod:`~nlbench.probes.config`: the training budget (presets) and a block × seed's identity;
 - :mod:`~nlbench.probes.training`: training and measuring one block × seed;
 - :mod:`~nlbench.probes.runs`: per block a rate sweep, then its seeds, in memory or into the results store (resumable);
+- :mod:`~nlbench.probes.workers`: several trainings at once, each in its own process;
 - :mod:`~nlbench.probes.receptive_field`: which input pixels reach one output position.
 """
 
@@ -31,6 +32,7 @@ from nlbench.probes.runs import (
     block_cases,
     choose_lr,
     config_from_manifest,
+    default_probe_jobs,
     lr_trial_cases,
     pending_probe_cases,
     probe_cases,
@@ -68,6 +70,7 @@ __all__ = [
     "canonical_task",
     "choose_lr",
     "config_from_manifest",
+    "default_probe_jobs",
     "feature_size",
     "load_cifar",
     "lr_trial_cases",

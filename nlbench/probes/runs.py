@@ -13,12 +13,14 @@ shape (:data:`nlbench.progress.ProgressCallback`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
+import os
 import statistics
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Collection, Iterable, Iterator, Mapping, Protocol, Sequence
 
 from nlbench import store
 from nlbench.measure.run_case import classify_failure
@@ -32,8 +34,9 @@ StepCallback = Callable[[ProbeCase, CurvePoint], None]
 """Called while a block × seed trains, with every learning-curve point as it is logged."""
 
 __all__ = [
-    "LrChoice", "ProbeRun", "ProbeSummary", "StepCallback", "aggregate", "block_cases", "choose_lr",
-    "config_from_manifest",
+    "Executor", "FieldJob", "Finished", "InProcessExecutor", "JobOutcome", "LrChoice", "ProbeJob", "ProbePlan",
+    "ProbeRun", "ProbeSummary", "StepCallback", "TrainJob", "aggregate", "block_cases", "choose_lr",
+    "config_from_manifest", "default_probe_jobs", "drive", "execute_job", "failed_field_record", "job_config",
     "lr_trial_cases", "pending_probe_cases", "probe_cases", "receptive_field_id", "receptive_field_record",
     "resume_probe_arguments", "run_probe", "run_probe_into", "start_probe_run",
 ]
@@ -109,37 +112,217 @@ def choose_lr(trials: Sequence[ProbeResult], config: ProbeConfig) -> LrChoice:
     return LrChoice(chosen.config.lr, f"{rule} (validation accuracy by rate: {accuracies})")
 
 
-def _train(config: ProbeConfig, case: ProbeCase, task: TaskData, on_step: StepCallback | None,
-           lr: float | None = None) -> ProbeResult:
-    on_point = None if on_step is None else (lambda point: on_step(case, point))
+@dataclass(frozen=True)
+class TrainJob:
+    """Train one rate trial (at its own rate; ``lr`` None) or one seed (at its
+    block's chosen rate ``lr``)."""
+
+    case: ProbeCase
+    lr: float | None = None
+
+
+@dataclass(frozen=True)
+class FieldJob:
+    """Measure one block's receptive field in the untrained probe backbone."""
+
+    block: str
+
+
+ProbeJob = TrainJob | FieldJob
+"""One unit of a probe run's work: what an executor is handed."""
+
+JobOutcome = ProbeResult | dict[str, Any]
+"""What a job gives: a training its result (a failure is a failed result), a receptive field its record."""
+
+
+def job_config(config: ProbeConfig, job: TrainJob) -> ProbeConfig:
+    """``config`` at the rate ``job`` trains with (a trial's own, or its block's chosen one)."""
+    rate = job.case.lr if job.case.is_lr_trial else job.lr
+    return config if rate is None else replace(config, lr=rate)
+
+
+def execute_job(config: ProbeConfig, job: ProbeJob, task: TaskData,
+                on_point: Callable[[CurvePoint], None] | None = None) -> JobOutcome:
+    """Do ``job`` in this process, on ``task``'s data."""
+    if isinstance(job, FieldJob):
+        return receptive_field_record(config, job.block, task=task)
+    case = job.case
     kind = KIND_PROBE_LR_TRIAL if case.is_lr_trial else KIND_PROBE
-    rate = case.lr if case.is_lr_trial else lr
-    return train_probe(replace(config, lr=config.lr if rate is None else rate), case.block, case.seed, task=task,
-                       block_options=case.options, on_point=on_point, kind=kind)
+    return train_probe(job_config(config, job), case.block, case.seed, task=task, block_options=case.options,
+                       on_point=on_point, kind=kind)
 
 
-def _block_results(config: ProbeConfig, block: str, seeds: Sequence[int], task: TaskData,
-                   known: Mapping[str, ProbeResult], on_step: StepCallback | None,
-                   options: Mapping[str, Any] | None = None) -> Iterator[tuple[ProbeCase, ProbeResult]]:
-    """The results of ``block`` that ``known`` (by case id) lacks, in order: its rate
-    trials, then its seeds at the chosen rate. The trial at the chosen rate of the
-    sweep seed is that seed's run (the same computation): it is reused, not retrained."""
-    trials = []
-    for case in lr_trial_cases(config, block, options):
-        result = known.get(case.case_id)
-        if result is None:
-            result = _train(config, case, task, on_step)
-            yield case, result
-        trials.append(result)
-    choice = choose_lr(trials, config)
-    for seed in seeds:
-        case = config.probe_case(block, seed, options)
-        if case.case_id in known:
-            continue
-        reusable = next((t for t in trials if t.seed == seed and t.status == STATUS_OK and t.config.lr == choice.lr),
-                        None)
-        result = replace(reusable, kind=KIND_PROBE) if reusable else _train(config, case, task, on_step, choice.lr)
-        yield case, replace(result, lr_choice=choice.reason, lr_trial_reused=reusable is not None)
+@dataclass(frozen=True)
+class Finished:
+    """A unit of a probe run ready for the store: a trained (or reused) result with
+    its case, or a block's receptive-field record (``case`` and ``result`` None)."""
+
+    record: dict[str, Any]
+    case: ProbeCase | None = None
+    result: ProbeResult | None = None
+
+
+@dataclass
+class _BlockProgress:
+    """Where one block of a :class:`ProbePlan` stands (the plan's own mutable state)."""
+
+    index: int
+    options: Mapping[str, Any] | None
+    trials: list[ProbeCase]
+    trial_results: dict[str, ProbeResult]
+    field_wanted: bool
+    choice: LrChoice | None = None
+    seeds_in_training: set[str] = field(default_factory=set)
+
+
+class ProbePlan:
+    """What a probe run has left to do, and in which order, however many trainings
+    run at once. Every block's missing rate trials are ready from the start; when a
+    block's trials are all done its rate is chosen (:func:`choose_lr`), its sweep
+    seed's run at that rate is the trial itself (reused, not retrained) and its other
+    seeds become ready; when its seeds are done, its receptive field (if wanted). Of
+    the ready jobs the earlier block's go first, so blocks finish in order and an
+    interrupted run holds whole blocks; one job at a time, that is the serial order
+    (a block's trials, its seeds, its field, then the next block).
+
+    ``known`` holds the results already stored (by case id): they are not retrained.
+    """
+
+    def __init__(self, config: ProbeConfig, blocks: Sequence[tuple[str, Mapping[str, Any] | None]],
+                 seeds: Sequence[int], known: Mapping[str, ProbeResult], fields: Collection[str] = ()) -> None:
+        self._config, self._seeds, self._known = config, tuple(seeds), dict(known)
+        self._ready: list[tuple[tuple[int, int], ProbeJob]] = []
+        self._in_flight = 0
+        self._blocks: dict[str, _BlockProgress] = {}
+        for index, (block, options) in enumerate(blocks):
+            trials = lr_trial_cases(config, block, options)
+            progress = _BlockProgress(index=index, options=options, trials=trials, field_wanted=block in fields,
+                                      trial_results={c.case_id: known[c.case_id] for c in trials if c.case_id in known})
+            self._blocks[block] = progress
+            for order, case in enumerate(trials):
+                if case.case_id not in known:
+                    self._push(progress, order, TrainJob(case))
+
+    def _push(self, progress: _BlockProgress, order: int, job: ProbeJob) -> None:
+        self._ready.append(((progress.index, order), job))
+        self._ready.sort(key=lambda item: item[0])
+
+    def start(self) -> list[Finished]:
+        """What is ready without training (seeds reused from stored trials); call it once, first."""
+        return [done for block in self._blocks for done in self._advance(block)]
+
+    def take(self) -> ProbeJob | None:
+        """The next job to hand out (None: none is ready until one in flight finishes)."""
+        if not self._ready:
+            return None
+        self._in_flight += 1
+        return self._ready.pop(0)[1]
+
+    @property
+    def complete(self) -> bool:
+        """Nothing ready and nothing in flight."""
+        return not self._ready and not self._in_flight
+
+    def finish(self, job: ProbeJob, outcome: JobOutcome) -> list[Finished]:
+        """Take a job's outcome; what is now ready for the store (the outcome first)."""
+        self._in_flight -= 1
+        if isinstance(job, FieldJob):
+            assert isinstance(outcome, dict)
+            return [Finished(outcome)]
+        assert isinstance(outcome, ProbeResult)
+        progress = self._blocks[job.case.block]
+        if job.case.is_lr_trial:
+            progress.trial_results[job.case.case_id] = outcome
+        else:
+            assert progress.choice is not None
+            progress.seeds_in_training.discard(job.case.case_id)
+            outcome = replace(outcome, lr_choice=progress.choice.reason, lr_trial_reused=False)
+        return [Finished(outcome.to_record(), job.case, outcome), *self._advance(job.case.block)]
+
+    def _advance(self, block: str) -> list[Finished]:
+        """Queue what ``block`` can do next; return the seeds reused from its trials."""
+        progress, config = self._blocks[block], self._config
+        reused = []
+        if progress.choice is None and len(progress.trial_results) == len(progress.trials):
+            trials = [progress.trial_results[case.case_id] for case in progress.trials]
+            progress.choice = choice = choose_lr(trials, config)
+            for order, seed in enumerate(self._seeds, start=len(progress.trials)):
+                case = config.probe_case(block, seed, progress.options)
+                if case.case_id in self._known:
+                    continue
+                trial = next((t for t in trials if t.seed == seed and t.status == STATUS_OK
+                              and t.config.lr == choice.lr), None)
+                if trial is None:
+                    progress.seeds_in_training.add(case.case_id)
+                    self._push(progress, order, TrainJob(case, choice.lr))
+                else:
+                    result = replace(trial, kind=KIND_PROBE, lr_choice=choice.reason, lr_trial_reused=True)
+                    reused.append(Finished(result.to_record(), case, result))
+        if progress.choice is not None and not progress.seeds_in_training and progress.field_wanted:
+            progress.field_wanted = False
+            self._push(progress, len(progress.trials) + len(self._seeds), FieldJob(block))
+        return reused
+
+
+class Executor(Protocol):
+    """Where a plan's jobs run: :class:`InProcessExecutor` (one at a time, here) or
+    worker processes (:class:`nlbench.probes.workers.ProbeWorkers`)."""
+
+    jobs: int
+    """How many jobs it runs at once."""
+
+    @property
+    def idle_slots(self) -> int:
+        """How many more jobs it can take now."""
+        ...
+
+    def submit(self, job: ProbeJob) -> None: ...
+
+    def next_done(self) -> tuple[ProbeJob, JobOutcome]:
+        """Wait for a job in flight to finish; the job and its outcome."""
+        ...
+
+
+class InProcessExecutor:
+    """Runs a plan's jobs one at a time in this process (blocks registered here work)."""
+
+    jobs = 1
+
+    def __init__(self, config: ProbeConfig, task: TaskData, on_step: StepCallback | None = None) -> None:
+        self._config, self._task, self._on_step = config, task, on_step
+        self._job: ProbeJob | None = None
+
+    @property
+    def idle_slots(self) -> int:
+        return 0 if self._job is not None else 1
+
+    def submit(self, job: ProbeJob) -> None:
+        self._job = job
+
+    def next_done(self) -> tuple[ProbeJob, JobOutcome]:
+        job, self._job = self._job, None
+        assert job is not None, "next_done without a job in flight"
+        on_point = None
+        if self._on_step is not None and isinstance(job, TrainJob):
+            on_step, case = self._on_step, job.case
+            on_point = lambda point: on_step(case, point)  # noqa: E731
+        return job, execute_job(self._config, job, self._task, on_point)
+
+
+def drive(plan: ProbePlan, executor: Executor) -> Iterator[Finished]:
+    """Run ``plan`` on ``executor`` with its slots kept busy, yielding every unit as it
+    is ready for the store; each result records how many trainings ran at once (``jobs``)."""
+    yield from plan.start()
+    while not plan.complete:
+        while executor.idle_slots:
+            job = plan.take()
+            if job is None:
+                break
+            executor.submit(job)
+        job, outcome = executor.next_done()
+        if isinstance(outcome, ProbeResult):
+            outcome = replace(outcome, jobs=executor.jobs)
+        yield from plan.finish(job, outcome)
 
 
 def run_probe(
@@ -160,14 +343,14 @@ def run_probe(
     """
     cases = probe_cases(config, blocks, seeds=seeds, block_options=block_options)
     seeds = tuple(config.seeds if seeds is None else seeds)
-    task = config.make_task()
+    names = list(dict.fromkeys(case.block for case in cases))
+    plan = ProbePlan(config, [(block, dict(block_options or {}).get(block)) for block in names], seeds, {})
     results: list[ProbeResult] = []
-    for block in dict.fromkeys(case.block for case in cases):
-        options = next(case.options for case in cases if case.block == block)
-        for case, result in _block_results(config, block, seeds, task, {}, on_step, options):
-            results.append(result)
-            if progress:
-                progress(case, result.to_record(), len(results), len(cases))
+    for done in drive(plan, InProcessExecutor(config, config.make_task(), on_step)):
+        assert done.result is not None and done.case is not None
+        results.append(done.result)
+        if progress:
+            progress(done.case, done.record, len(results), len(cases))
     return results
 
 
@@ -225,6 +408,18 @@ def aggregate(results: Iterable[ProbeResult]) -> list[ProbeSummary]:
 
 
 # ------------------------------------------------------------------------- in the store
+
+
+def default_probe_jobs(config: ProbeConfig) -> int:
+    """Trainings to run at once by default: the cores this process may use ÷ the
+    config's threads (at least 1); one on a GPU, which the trainings would share."""
+    if config.device != "cpu":
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, cores // config.threads)
 
 
 @dataclass(frozen=True)
@@ -290,14 +485,25 @@ def _known_results(run_dir: Path) -> dict[str, ProbeResult]:
 
 def run_probe_into(run_dir: Path, config: ProbeConfig, blocks: Sequence[str], *,
                    progress: ProgressCallback[ProbeCase] | None = None,
-                   on_step: StepCallback | None = None) -> ProbeRun:
+                   on_step: StepCallback | None = None, jobs: int | None = None,
+                   plugins: Sequence[str] = ()) -> ProbeRun:
     """Train every rate trial and seed not yet in ``run_dir`` (:func:`pending_probe_cases`),
     appending each result when done, and each block's receptive field after its seeds.
-    The run directory is held with the store's one-writer lock meanwhile.
+    The run directory is held with the store's one-writer lock meanwhile: this
+    process writes every record, whatever trains it.
+
+    ``jobs`` None trains one at a time in this process (blocks registered here
+    work); ``jobs`` = N trains N at once, each in a worker process
+    (:class:`~nlbench.probes.workers.ProbeWorkers`, which import ``plugins`` for
+    their blocks and keep freed memory) with ``config.threads`` threads. Every
+    training is seeded, so the results are the same either way; only their order in
+    the store and their speed differ.
 
     ``progress(case, record, index, total)`` follows each stored result; ``index``
     and ``total`` count the results this call adds (a reused trial counts, untrained).
     """
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"run_probe_into: jobs must be at least 1, got {jobs}")
     with store.writer_lock(run_dir):
         done = store.finished_case_ids(run_dir)
         todo = [case for block in blocks for case in block_cases(config, block) if case.case_id not in done]
@@ -305,18 +511,22 @@ def run_probe_into(run_dir: Path, config: ProbeConfig, blocks: Sequence[str], *,
         already_done = sum(len(block_cases(config, block)) for block in blocks) - len(todo)
         if not todo and not fields:
             return ProbeRun(run_dir, 0, already_done)
-        known = _known_results(run_dir)
-        task = config.make_task()
-        index = 0
-        for block in blocks:
-            for case, result in _block_results(config, block, config.seeds, task, known, on_step):
-                index += 1
-                record = result.to_record()
-                store.append_record(run_dir, record)
-                if progress:
-                    progress(case, record, index, len(todo))
-            if block in fields:
-                store.append_record(run_dir, receptive_field_record(config, block, task=task))
+        plan = ProbePlan(config, [(block, None) for block in blocks], config.seeds, _known_results(run_dir), fields)
+        with contextlib.ExitStack() as stack:
+            if jobs is None:
+                executor: Executor = InProcessExecutor(config, config.make_task(), on_step)
+            else:
+                from nlbench.probes.workers import ProbeWorkers
+
+                executor = stack.enter_context(ProbeWorkers(config, jobs, blocks=blocks, plugins=plugins,
+                                                            on_step=on_step))
+            index = 0
+            for finished in drive(plan, executor):
+                store.append_record(run_dir, finished.record)
+                if finished.case is not None:
+                    index += 1
+                    if progress:
+                        progress(finished.case, finished.record, index, len(todo))
     return ProbeRun(run_dir, len(todo), already_done)
 
 
@@ -333,17 +543,25 @@ def receptive_field_record(config: ProbeConfig, block: str, *, task: TaskData | 
     from nlbench.probes.receptive_field import receptive_field_probe
 
     task = config.make_task() if task is None else task
-    identity = {"case_id": receptive_field_id(config, block), "task": config.task}
     try:
         result = receptive_field_probe(block, channels=config.channels, image_size=config.image_size,
                                        in_channels=task.in_channels, stage=config.stage, target="features")
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:
-        return {"kind": KIND_RECEPTIVE_FIELD, "block": block, **identity, "status": classify_failure(exc),
-                "error": f"{type(exc).__name__}: {exc}"}
+        return failed_field_record(config, block, classify_failure(exc), f"{type(exc).__name__}: {exc}")
     record = result.to_record()
     # 3 significant digits, not fixed decimals: the heat map is drawn on a log scale.
     heatmap = [[float(f"{v:.3g}") for v in row] for row in result.heatmap]
-    record.update(identity, status=STATUS_OK, heatmap=heatmap)
+    record.update(_field_identity(config, block), status=STATUS_OK, heatmap=heatmap)
     return record
+
+
+def _field_identity(config: ProbeConfig, block: str) -> dict[str, Any]:
+    return {"case_id": receptive_field_id(config, block), "task": config.task}
+
+
+def failed_field_record(config: ProbeConfig, block: str, status: str, error: str) -> dict[str, Any]:
+    """The record of a receptive field that could not be measured, and why."""
+    return {"kind": KIND_RECEPTIVE_FIELD, "block": block, **_field_identity(config, block), "status": status,
+            "error": error}
