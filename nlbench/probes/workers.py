@@ -171,7 +171,7 @@ class ProbeWorkers:
             self.close()
             raise ProbeWorkerError(
                 f"block(s) {', '.join(missing)} are registered in this process only: probe workers build blocks "
-                "from the registry and plugin modules (--plugin MODULE); train them with one job (--jobs 1)")
+                "from the registry and plugin modules (--plugin MODULE); train them in this process (jobs=None)")
 
     def _died(self, worker: _Worker) -> JobOutcome:
         """The failed outcome of the job of a worker that died; the worker is dropped."""
