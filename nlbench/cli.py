@@ -473,6 +473,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from nlbench.sweep import default_results_root
     from nlbench.vocabulary import STATUS_OK
 
+    if args.jobs is not None and args.jobs < 1:
+        say("[bold red]error:[/] --jobs: expected at least 1 job")
+        return 2
     if args.resume:
         config, blocks, plugins = resume_probe_arguments(args.resume)
         plugins = list(dict.fromkeys([*plugins, *args.plugin]))
@@ -506,9 +509,6 @@ def cmd_probe(args: argparse.Namespace) -> int:
     if not args.resume:
         blocks = resolve_blocks(args.blocks)
         run_dir = start_probe_run(config, args.out or default_results_root(), blocks, plugins=plugins)
-    if args.jobs is not None and args.jobs < 1:
-        say("[bold red]error:[/] --jobs: expected at least 1 job")
-        return 2
     jobs = args.jobs or default_probe_jobs(config)
     total = sum(len(block_cases(config, block)) for block in blocks)
     done_before = total - len(pending_probe_cases(run_dir, config, blocks))

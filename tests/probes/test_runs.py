@@ -203,3 +203,6 @@ def test_probe_cli_quick_and_errors(capsys: pytest.CaptureFixture[str], tmp_path
     assert "exclude each other" in capsys.readouterr().out
     assert cli.main(["probe", "--resume", str(run)]) == 0
     assert "trained 0 runs (3 already done)" in capsys.readouterr().out
+    assert cli.main(["probe", "--quick", "--jobs", "0", "--out", str(tmp_path / "no-jobs")]) == 2
+    assert "--jobs: expected at least 1 job" in capsys.readouterr().out
+    assert not (tmp_path / "no-jobs").exists(), "a refused --jobs leaves no run directory behind"
