@@ -211,7 +211,8 @@ def _fill_failed_y(series: list[Series]) -> list[Series]:
 
 
 def pareto_plot_data(summary: pd.DataFrame, *, several_runs: bool = False) -> tuple[PlotData, ...]:
-    """Accuracy vs MACs per probe task (one point per block, bars ±1 std over seeds),
+    """Accuracy vs MACs per probe task (one point per block: the mean over seeds, bars
+    the seeds' range),
     with the Pareto front. ``summary`` is :func:`nlbench.report.tables.probe_summary`."""
     plots = []
     if summary.empty:
@@ -222,8 +223,8 @@ def pareto_plot_data(summary: pd.DataFrame, *, several_runs: bool = False) -> tu
             acc, macs = as_float(row["accuracy_mean"]), as_float(row["macs"])
             if not (math.isfinite(acc) and math.isfinite(macs) and macs > 0):
                 continue
-            std = as_float(row["accuracy_std"])
-            low, high = ((acc - std,), (acc + std,)) if math.isfinite(std) else ((), ())
+            low, high = as_float(row["accuracy_min"]), as_float(row["accuracy_max"])
+            low, high = ((low,), (high,)) if int(row["n_seeds"]) > 1 and math.isfinite(low) else ((), ())
             series.append(Series(block_label(row["block"], row["options"], str(run) if several_runs else None),
                                  (macs,), (acc,), low, high))
         if not series:
@@ -233,7 +234,7 @@ def pareto_plot_data(summary: pd.DataFrame, *, several_runs: bool = False) -> tu
         plots.append(PlotData(
             key=_slug(f"pareto-{task}-{run if several_runs else ''}"),
             title=title, xlabel="MACs of the probe network, one image (log)",
-            ylabel="test accuracy (mean ± std over seeds)", series=tuple(series), logx=True, logy=False,
+            ylabel="test accuracy (mean over seeds; bars: their range)", series=tuple(series), logx=True, logy=False,
             kind="pareto", front=tuple(front),
         ))
     return tuple(plots)
@@ -241,7 +242,8 @@ def pareto_plot_data(summary: pd.DataFrame, *, several_runs: bool = False) -> tu
 
 def learning_curve_plot_data(probes: pd.DataFrame, *, several_runs: bool = False) -> tuple[PlotData, ...]:
     """Held-out accuracy against training steps per probe task: one line per block, the
-    mean over its seeds at each evaluated step, bars ±1 std over the seeds (from each
+    mean over its seeds at each evaluated step, bars the seeds' range — with a few
+    seeds that learn or stay at chance, mean ± std would run past 100 % (from each
     stored run's ``learning_curve``: the validation accuracy, or the test accuracy of
     runs evaluated on the test split along the way). A seed that stopped at its
     plateau before the others keeps its last accuracy at the later steps (so the mean
@@ -270,17 +272,16 @@ def learning_curve_plot_data(probes: pd.DataFrame, *, several_runs: bool = False
                 continue
             steps = sorted(by_step)
             means = [float(np.mean(by_step[s])) for s in steps]
-            stds = [float(np.std(by_step[s], ddof=1)) if len(by_step[s]) > 1 else math.nan for s in steps]
-            spread = all(math.isfinite(d) for d in stds)
+            spread = all(len(by_step[s]) > 1 for s in steps)
             series.append(Series(block_label(block, options, str(run) if several_runs else None), tuple(steps),
-                                 tuple(means), tuple(m - d for m, d in zip(means, stds)) if spread else (),
-                                 tuple(m + d for m, d in zip(means, stds)) if spread else ()))
+                                 tuple(means), tuple(min(by_step[s]) for s in steps) if spread else (),
+                                 tuple(max(by_step[s]) for s in steps) if spread else ()))
         if not any(len(s.x) > 1 for s in series):  # evaluated only at the end: no curve to draw
             continue
         split = " / ".join(sorted(k.removesuffix("_accuracy") for k in held_out))
         title = f"probe '{task}': {split} accuracy vs training steps" + (f" [{run}]" if several_runs else "")
         plots.append(PlotData(key=_slug(f"curves-{task}-{run if several_runs else ''}"), title=title,
-                              xlabel="training steps", ylabel=f"{split} accuracy (mean ± std over seeds)",
+                              xlabel="training steps", ylabel=f"{split} accuracy (mean over seeds; bars: their range)",
                               series=tuple(series), logx=False, logy=False, kind="cost"))
     return tuple(plots)
 

@@ -683,8 +683,9 @@ def probe_section(probes: pd.DataFrame, several: bool, trials: pd.DataFrame | No
              f"the budget; p tests 'better than {PROBE_BASELINE_BLOCK}' over seeds (one-sided Welch t-test; the "
              f"exact Mann-Whitney test where no seed differs from another; better at p ≤ "
              f"{PROBE_SIGNIFICANCE_LEVEL:g}). Pareto-optimal: no other block is at least as accurate with "
-             "fewer MACs. The learning curves show the held-out accuracy at every evaluation (mean ± std over "
-             "seeds), so where learning starts, and whether it had stopped, can be read off.")
+             "fewer MACs. The plots draw the mean over seeds with bars spanning the seeds' range; the learning "
+             "curves show the held-out accuracy at every evaluation, so where learning starts, and whether it "
+             "had stopped, can be read off.")
     return Section("probes", "Probe results", intro=intro, notes=tuple(notes), tables=tuple(tables),
                    plots=(*pareto_plot_data(summary, several_runs=several),
                           *learning_curve_plot_data(probes, several_runs=several)))

@@ -107,15 +107,17 @@ def counter_comparison(df: pd.DataFrame) -> pd.DataFrame:
 # ----------------------------------------------------------------------------------
 
 PROBE_COLUMNS: tuple[str, ...] = (
-    "run", "task", "block", "options", "n_seeds", "n_failed", "accuracy_mean", "accuracy_std", "macs",
-    "params", "steps", "steps_per_s_median", "pareto",
+    "run", "task", "block", "options", "n_seeds", "n_failed", "accuracy_mean", "accuracy_std", "accuracy_min",
+    "accuracy_max", "macs", "params", "steps", "steps_per_s_median", "pareto",
 )
 
 
 def probe_summary(df: pd.DataFrame) -> pd.DataFrame:
     """Probe accuracy by (run, task, block, options) over seeds, with cost and the Pareto flag.
 
-    ``accuracy_std`` is the sample standard deviation (ddof = 1; null for one seed).
+    ``accuracy_std`` is the sample standard deviation (ddof = 1; null for one seed);
+    ``accuracy_min``/``accuracy_max`` the seeds' range (what the plots draw: a seed
+    that learns beside two at chance makes mean ± std run past 100 %).
     ``pareto`` is true when no other block of the same task and run reaches at least
     the same mean accuracy with fewer MACs (or a higher one with as few).
     """
@@ -141,6 +143,8 @@ def probe_summary(df: pd.DataFrame) -> pd.DataFrame:
             "n_failed": int(len(rows) - accuracy.size),
             "accuracy_mean": float(accuracy.mean()) if accuracy.size else math.nan,
             "accuracy_std": float(accuracy.std(ddof=1)) if accuracy.size > 1 else math.nan,
+            "accuracy_min": float(accuracy.min()) if accuracy.size else math.nan,
+            "accuracy_max": float(accuracy.max()) if accuracy.size else math.nan,
             "macs": median("macs"), "params": median("params"), "steps": median("steps"),
             "steps_per_s_median": median("steps_per_s"),
         })

@@ -321,6 +321,7 @@ def test_probe_results_by_block_and_task_with_pareto(make_run) -> None:
     summary = probe_summary(df).set_index("block")
     assert summary.loc["nl", "accuracy_mean"] == pytest.approx(0.85)
     assert summary.loc["nl", "accuracy_std"] == pytest.approx(math.sqrt(0.005))  # sample std of 0.8, 0.9
+    assert (summary.loc["nl", "accuracy_min"], summary.loc["nl", "accuracy_max"]) == (0.80, 0.90)
     assert summary.loc["identity", "n_seeds"] == 1 and summary.loc["identity", "n_failed"] == 1
     assert summary["pareto"].to_dict() == {"cheap": True, "identity": False, "nl": True}
     report = build_report([run])
@@ -329,6 +330,9 @@ def test_probe_results_by_block_and_task_with_pareto(make_run) -> None:
     assert list(table_rows_by_first_cell(table)["nl"][1:4]) == ["learns in some seeds", "0.850 ± 0.071", "1/2"]
     assert any(note.startswith("long-range: nl learns in some seeds") for note in section.notes)
     assert section.plots and section.plots[0].kind == "pareto"
+    pareto = {series.label: series for series in section.plots[0].series}
+    assert (pareto["nl"].y_low, pareto["nl"].y_high) == ((0.80,), (0.90,)), "bars: the seeds' range"
+    assert pareto["identity"].y_low == (), "one seed: no spread drawn"
     assert "Pareto front" in section.plots[0].legend
     # probe rows never leak into the sweep analyses
     results = table_rows_by_first_cell(report.section("environment").tables[0])["results"][1]
@@ -532,7 +536,7 @@ def test_learning_curves_show_mean_and_spread_over_seeds_per_block() -> None:
     series = {s.label: s for s in plot.series}
     assert set(series) == {"nl", "local"}, "a failed run draws no curve"
     assert series["nl"].x == (50.0, 100.0) and series["nl"].y == pytest.approx((0.5, 0.8))
-    assert series["nl"].y_high[1] - series["nl"].y[1] == pytest.approx(math.sqrt(0.02))  # sample std of 0.7, 0.9
+    assert (series["nl"].y_low, series["nl"].y_high) == ((0.5, 0.7), (0.5, 0.9)), "bars: the seeds' range"
     assert series["local"].x == (100.0,) and series["local"].y_low == (), "one seed: no spread drawn"
     assert not plot.logx and not plot.logy
     assert render_png(plot).png[:4] == b"\x89PNG"
