@@ -268,3 +268,33 @@ def test_warm_up_goes_on_while_calls_still_fault_fresh_memory_in() -> None:
     bounded = measure_forward(Growing(100), torch.ones(4), settings)
     assert bounded.warmup_calls == 1 + MAX_FAULTING_WARMUP_CALLS, "a call that always faults is not waited on for ever"
     kept.clear()
+
+
+def test_a_timed_call_that_faults_fresh_memory_in_is_warm_up_not_a_sample() -> None:
+    """A steady first call does not prove the heap is steady (a sweep worker's heap is
+    shaped by earlier cases): later calls that fault fresh pages in are warm-up too,
+    from the same bounded budget, and are not kept as samples."""
+    from nlbench.measure.latency import MAX_FAULTING_WARMUP_CALLS, STEADY_FAULTS_PER_CALL
+
+    kept: list[torch.Tensor] = []
+
+    class GrowsOnCalls(nn.Module):
+        def __init__(self, growing: set[int]) -> None:
+            super().__init__()
+            self.growing, self.calls = growing, 0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if self.calls in self.growing:  # 64 MiB of fresh pages, kept alive: faulted in now
+                kept.append(torch.ones(16 * 2**20))
+            self.calls += 1
+            return x + 1
+
+    settings = SamplingSettings(warmup=1, min_samples=3, max_samples=3, min_run_time_s=0.0, **SINGLE)
+    result = measure_forward(GrowsOnCalls({1, 3}), torch.ones(4), settings)
+    assert result.n_samples == 3 and max(result.minor_faults) <= STEADY_FAULTS_PER_CALL
+    assert result.warmup_calls == 3, "the warm-up call and the two faulting timed calls"
+    kept.clear()
+    always = measure_forward(GrowsOnCalls(set(range(1, 100))), torch.ones(4), settings)
+    assert always.warmup_calls == 1 + MAX_FAULTING_WARMUP_CALLS, "the budget is shared and bounded"
+    assert always.n_samples == 3 and min(always.minor_faults) > STEADY_FAULTS_PER_CALL, "then faulting calls are kept"
+    kept.clear()
