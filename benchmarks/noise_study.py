@@ -35,6 +35,10 @@ case_timeout_s = 120
 
 BEFORE = {"warmup": 1, "min_run_time_s": 0.2, "min_samples": 5, "max_samples": 100, "threads": 2}
 VARIANTS: dict[str, dict[str, object]] = {
+    "now": {},  # the current defaults (SamplingSettings)
+    "block1ms": {"block_ms": 1.0},
+    "block2ms": {"block_ms": 2.0},
+    "block4ms": {"block_ms": 4.0},
     "before": BEFORE,
     "threads1": {**BEFORE, "threads": 1},
     "retain": {**BEFORE, "threads": 1, "retain_freed_memory": True},
