@@ -248,12 +248,21 @@ def run_sweep(suite: Suite, run_dir: Path, *, only_blocks: list[str] | None = No
 
 def _run_locally(pending: list[PendingCase], settings: CaseSettings, plugins: list[str],
                  keep: Callable[[PendingCase], None], run_dir: Path, isolate: bool) -> None:
-    """The local executor: one isolated worker, the queue round-robin."""
+    """The local executor: one isolated worker, the queue round-robin, each sampling
+    round in a fresh worker (a process's heap layout and where its memory landed make a
+    case's speed differ from one process to the next by more than its samples spread
+    — nl 64×64: 37.6 ms in one run, 31.3 ms in the next, each within 1.5 % — so rounds
+    in several processes sample that too)."""
     runner = IsolatedRunner(settings, plugins, Path(run_dir) / "worker.log") if isolate else None
     queue = collections.deque(pending)
+    worker_round = 0
     try:
         while queue:
             item = queue.popleft()
+            round_index = next_task(item, settings).round_index
+            if runner and round_index < latency_rounds(settings) and round_index != worker_round:
+                runner.close()  # the next run() starts a fresh worker for this round
+                worker_round = round_index
             if advance_case(item, settings, runner):
                 queue.append(item)  # another round or a retry, after the other cases
                 continue
@@ -263,23 +272,30 @@ def _run_locally(pending: list[PendingCase], settings: CaseSettings, plugins: li
             runner.close()
 
 
+def latency_rounds(settings: CaseSettings) -> int:
+    """The sampling rounds a case gets: ``latency.rounds`` when it measures a latency,
+    else 1 (later rounds repeat only latencies; a counts-only run has none to repeat)."""
+    return settings.sampling.rounds if any(m in LATENCY_MEASUREMENTS for m in settings.measure) else 1
+
+
 def next_task(item: PendingCase, settings: CaseSettings) -> CaseTask:
     """The next unit of work of ``item``: its first measurement, a later round, or a retry."""
     if item.record is None:
         return CaseTask(item.case)
-    if item.next_round < settings.sampling.rounds:
+    rounds = latency_rounds(settings)
+    if item.next_round < rounds:
         return CaseTask(item.case, item.next_round, latency_only=True)
-    return CaseTask(item.case, settings.sampling.rounds + item.retries, latency_only=True)
+    return CaseTask(item.case, rounds + item.retries, latency_only=True)
 
 
 def absorb(item: PendingCase, task: CaseTask, record: dict[str, Any], settings: CaseSettings) -> bool:
     """Fold the record of ``task`` (from :func:`next_task`) into ``item``; True when it
     needs another unit (a round or a retry of a contended latency)."""
-    sampling = settings.sampling
+    sampling, rounds = settings.sampling, latency_rounds(settings)
     if item.record is None:
         item.record = record
         item.next_round = 1
-    elif task.round_index < sampling.rounds:
+    elif task.round_index < rounds:
         item.record = merge_rounds(item.record, record)
         item.next_round += 1
     else:  # a retry of a contended latency: all rounds again would double the cost; one will do
@@ -288,7 +304,7 @@ def absorb(item: PendingCase, task: CaseTask, record: dict[str, Any], settings: 
         item.record["latency_attempts"] = 1 + item.retries
     if item.record["status"] != STATUS_OK:
         return False
-    if item.next_round < sampling.rounds:
+    if item.next_round < rounds:
         return True
     return item.retries < sampling.retries and _is_contended(item.record)
 

@@ -150,7 +150,17 @@ def test_sigkill_then_resume_gives_exactly_one_result_per_case(tmp_path: Path) -
     assert len(df) == 9 and (df["status"] == "ok").all()
 
 
-def test_rounds_interleave_cases_and_keep_each_samples_round(tmp_path: Path) -> None:
+def test_rounds_interleave_cases_and_keep_each_samples_round(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nlbench.sweep import IsolatedRunner
+
+    starts = []
+    original_start = IsolatedRunner._start
+
+    def counted_start(self, cpu: bool):  # noqa: ANN001, ANN202
+        starts.append(cpu)
+        return original_start(self, cpu)
+
+    monkeypatch.setattr(IsolatedRunner, "_start", counted_start)
     suite = parse_suite({"name": "rounds", "blocks": ["identity", "nl"], "channels": [4], "resolutions": [4, 6],
                          "measure": ["params", "latency_fwd"],
                          "latency": {"warmup": 1, "min_run_time_s": 0.0, "min_samples": 3, "max_samples": 3,
@@ -159,8 +169,24 @@ def test_rounds_interleave_cases_and_keep_each_samples_round(tmp_path: Path) -> 
     order = []
     result = run_sweep(suite, run_dir, progress=lambda case, record, i, n: order.append(case.label))
     assert result.ran == 4 and result.statuses == {"ok": 4}
+    assert len(starts) == 3, "each round in a fresh worker process"
     assert order == [c.label for c in suite.cases()], "records are stored in case order after the last round"
     for _, row in store.load(run_dir).iterrows():
         assert row["latency_fwd_round_samples"] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
         assert len(row["latency_fwd_ms_samples"]) == 9 and row["latency_fwd_warmup_calls"] >= 3, "each round warms up"
         assert row["params"] >= 0, "the first round measured everything; later ones latency only"
+
+
+def test_a_run_without_latency_has_no_rounds_to_repeat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counts only (e.g. the gate's cost tier on a suite with 20 rounds): one pass per
+    case, one worker — later rounds repeat latencies, and there are none."""
+    from nlbench.sweep import IsolatedRunner
+
+    starts = []
+    original_start = IsolatedRunner._start
+    monkeypatch.setattr(IsolatedRunner, "_start", lambda self, cpu: starts.append(cpu) or original_start(self, cpu))
+    suite = parse_suite({"name": "counts", "blocks": ["identity", "nl"], "channels": [4], "resolutions": [4],
+                         "measure": ["params", "flops"], "latency": {"rounds": 5}})
+    run_dir = start_run(suite, tmp_path, only_blocks=None, device=None, plugins=[])
+    result = run_sweep(suite, run_dir)
+    assert result.statuses == {"ok": 2} and len(starts) == 1
