@@ -332,9 +332,9 @@ class SamplingSettings:
     recorded either way); the default is 1 because on a small shared machine one
     busy neighbour moved 2-thread medians up to 2.3× and 1-thread medians ≤ 16 %, and
     the contention check is exact for one thread (docs/latency-noise.md). ``rounds`` > 1 samples each case in that many rounds
-    interleaved with the other cases, each round in a fresh worker process with the
-    local executor (a case's speed differs from one process to the next by more than
-    within one); ``retries`` re-measures a contended case that
+    interleaved with the other cases, each round in a fresh worker process when the
+    local executor isolates its cases (in-process runs cannot; a case's speed differs
+    from one process to the next by more than within one); ``retries`` re-measures a contended case that
     many times, later in the sweep. ``retain_freed_memory`` makes the measuring worker
     keep freed memory in its heap (glibc tunables: no ``mmap``, no trimming), so a call
     reuses pages instead of faulting fresh ones in — the steady state a caching
