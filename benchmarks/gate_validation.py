@@ -46,8 +46,10 @@ def calibrate(suite_name: str) -> dict:
     thread, in a child process with the measuring worker's allocator settings (the
     forward of the N×N blocks is 2-3× slower without them)."""
     from nlbench.measure.allocator import worker_environment
+    from nlbench.vocabulary import SamplingSettings
 
-    env = {**__import__("os").environ, **worker_environment(True)}
+    defaults = SamplingSettings()
+    env = {**__import__("os").environ, **worker_environment(defaults.retain_freed_memory, defaults.huge_pages)}
     done = subprocess.run([sys.executable, __file__, "--calibrate-only", "--suite", suite_name],
                           capture_output=True, text=True, env=env, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])

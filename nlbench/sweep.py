@@ -490,7 +490,8 @@ class IsolatedRunner:
         parent, child = context.Pipe()
         self.process = context.Process(target=_worker_main, args=(child, self.settings, self.plugins, cpu, self.log_path),
                                        daemon=True)
-        with spawn_environment(worker_environment(self.settings.sampling.retain_freed_memory)), _imports_from(self.code_root):
+        with spawn_environment(worker_environment(self.settings.sampling.retain_freed_memory,
+                                                 self.settings.sampling.huge_pages)), _imports_from(self.code_root):
             self.process.start()
         child.close()
         self.conn = parent

@@ -67,6 +67,7 @@ GOOD = 'name = "t"\nblocks = ["nl"]\nchannels = [8]\nresolutions = [4]\n'
         (GOOD + "[latency]\nwarmup = -1\n", "latency.warmup", "integer"),
         (GOOD + "[latency]\nmin_samples = 5\nmax_samples = 2\n", "latency.max_samples", "min_samples"),
         (GOOD + "[latency]\nwarm_up = 1\n", "latency.warm_up", "one of"),
+        (GOOD + "[latency]\nhuge_pages = \"yes\"\n", "latency.huge_pages", "true or false"),
         (GOOD + "[options.nl]\nmodee = 'x'\n", "options.nl", "no option 'modee'"),
         (GOOD + "colour = 1\n", "colour", "one of"),
         (GOOD + "variants = 3\n", "variants", "array of tables"),

@@ -75,6 +75,8 @@ def test_smoke_suite_measures_every_block_with_nothing_uncounted(tmp_path: Path)
     for column in ("latency_fwd_ms_median", "latency_fwdbwd_ms_median", "peak_mem_fwd_bytes", "params"):
         assert df[column].notna().all(), column
     assert (df["latency_fwd_ms_samples"].apply(len) == 3).all()
+    assert (df["allocator"].str.contains("mmap_max=0") & df["allocator"].str.contains("hugetlb=1")).all(), \
+        "the worker keeps freed memory and asks for huge pages by default"
     manifest = store.read_manifest(run_dir)
     assert manifest["environment"]["torch_version"] and manifest["suite"] == "smoke"
     assert (run_dir / "suite.toml").exists()
@@ -175,6 +177,16 @@ def test_rounds_interleave_cases_and_keep_each_samples_round(tmp_path: Path, mon
         assert row["latency_fwd_round_samples"] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
         assert len(row["latency_fwd_ms_samples"]) == 9 and row["latency_fwd_warmup_calls"] >= 3, "each round warms up"
         assert row["params"] >= 0, "the first round measured everything; later ones latency only"
+
+
+def test_a_suite_can_measure_with_glibcs_default_allocator(tmp_path: Path) -> None:
+    from nlbench.measure.allocator import ALLOCATOR_DEFAULT
+
+    suite = parse_suite({"name": "plain-malloc", "blocks": ["identity"], "channels": [4], "resolutions": [4],
+                         "measure": ["params"], "latency": {"retain_freed_memory": False, "huge_pages": False}})
+    run_dir = start_run(suite, tmp_path, only_blocks=None, device=None, plugins=[])
+    run_sweep(suite, run_dir)
+    assert store.load(run_dir)["allocator"].tolist() == [ALLOCATOR_DEFAULT]
 
 
 def test_a_run_without_latency_has_no_rounds_to_repeat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -354,15 +354,32 @@ def _check_deadline(deadline_s: float | None) -> None:
         raise ValueError(f"deadline_s must be a positive number or None, got {deadline_s!r}")
 
 
+#: Linux's memory counts of this process, in pages: total, resident, … (proc(5)).
+STATM_FILE = "/proc/self/statm"
+PAGE_BYTES = resource.getpagesize()
+
+
+def resident_bytes() -> int | None:
+    """This process's resident memory, huge pages included (``/proc/self/statm``);
+    None where the system does not say."""
+    try:
+        with open(STATM_FILE, "rb") as statm:
+            return int(statm.read().split()[1]) * PAGE_BYTES
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 @dataclass(frozen=True)
 class _Block:
-    """One timed block of calls: wall and main-thread CPU nanoseconds, and the
-    process's minor page faults and involuntary context switches during it."""
+    """One timed block of calls: wall and main-thread CPU nanoseconds, the process's
+    minor page faults and involuntary context switches during it, and how much its
+    resident memory grew (None where the system does not say)."""
 
     wall_ns: int
     cpu_ns: int
     minor_faults: int
     involuntary_switches: int
+    resident_growth_bytes: int | None
 
 
 def _timed_block(call: Callable[[], Any], prepare: Callable[[], None], device: torch.device, calls: int) -> _Block:
@@ -370,6 +387,7 @@ def _timed_block(call: Callable[[], Any], prepare: Callable[[], None], device: t
     untimed). The last result is freed outside the timed region."""
     prepare()
     synchronize_if_cuda(device)
+    resident0 = resident_bytes()
     usage0 = resource.getrusage(resource.RUSAGE_SELF)
     cpu0, t0 = time.thread_time_ns(), time.perf_counter_ns()
     result = call()
@@ -381,7 +399,10 @@ def _timed_block(call: Callable[[], Any], prepare: Callable[[], None], device: t
     t1, cpu1 = time.perf_counter_ns(), time.thread_time_ns()
     usage1 = resource.getrusage(resource.RUSAGE_SELF)
     del result
-    return _Block(t1 - t0, cpu1 - cpu0, usage1.ru_minflt - usage0.ru_minflt, usage1.ru_nivcsw - usage0.ru_nivcsw)
+    resident1 = resident_bytes()  # after the result is freed: the growth a steady call leaves behind is none
+    growth = None if resident0 is None or resident1 is None else resident1 - resident0
+    return _Block(t1 - t0, cpu1 - cpu0, usage1.ru_minflt - usage0.ru_minflt, usage1.ru_nivcsw - usage0.ru_nivcsw,
+                  growth)
 
 
 #: Warm-up is stable when the median call of the last window (at least
@@ -409,20 +430,25 @@ def warmed_up(per_call_ns: Sequence[float], calls: int = 1) -> bool:
 
 #: Most calls one sample may block together.
 MAX_CALLS_PER_SAMPLE = 10_000
-#: A warm-up call that page-faults more than this many fresh pages (1 MiB of 4 KiB
-#: pages) has not reached the allocator's steady state: the heap is still growing to the
-#: call's working set. Seen here: dense NL at 96×96 faulted 165,888 pages (648 MiB) into
-#: each of its first timed calls (2.5 s instead of 0.35 s) after a one-call warm-up that
-#: max_warmup_s had cut short.
-STEADY_FAULTS_PER_CALL = 256
+#: A call that grows the process's resident memory by more than this has not reached
+#: the allocator's steady state: the heap is still growing to the call's working set,
+#: and the kernel faults the fresh pages in. Seen here: dense NL at 96×96 faulted
+#: 165,888 pages (648 MiB) into each of its first timed calls (2.5 s instead of 0.35 s)
+#: after a one-call warm-up that max_warmup_s had cut short. Growth, not fault counts:
+#: a huge-page fault brings 2 MiB in, and an allocator that maps and unmaps a block on
+#: every call faults every time without ever reaching a steadier state.
+STEADY_GROWTH_BYTES_PER_CALL = 2**20
 #: Warm-up calls allowed past ``max_warmup_s`` while calls still fault fresh pages
 #: (timed blocks that fault count against it too, and are warm-up, not samples).
 MAX_FAULTING_WARMUP_CALLS = 4
 
 
-def still_faulting(block_faults: int, calls: int) -> bool:
-    """Whether a block's calls still fault fresh memory in (see :data:`STEADY_FAULTS_PER_CALL`)."""
-    return block_faults / max(calls, 1) > STEADY_FAULTS_PER_CALL
+def still_growing(block: _Block, calls: int) -> bool:
+    """Whether a block's calls still grow the process's memory (see
+    :data:`STEADY_GROWTH_BYTES_PER_CALL`); where resident memory is not reported, its
+    minor faults stand in (each at least a page)."""
+    growth = block.resident_growth_bytes if block.resident_growth_bytes is not None else block.minor_faults * PAGE_BYTES
+    return growth / max(calls, 1) > STEADY_GROWTH_BYTES_PER_CALL
 
 
 def _sample(
@@ -470,7 +496,7 @@ def _sample(
         past_budget = warm_calls >= settings.warmup and time.perf_counter() - warm_started >= settings.max_warmup_s
         block = _timed_block(call, prepare, device, calls)
         warm.append(block.wall_ns / calls)
-        faulting = device.type == "cpu" and still_faulting(block.minor_faults, calls)
+        faulting = device.type == "cpu" and still_growing(block, calls)
         warm_calls += calls
         extra_calls += calls if past_budget else 0
         if settings.block_ms > 0:
@@ -491,7 +517,7 @@ def _sample(
     while len(blocks) < settings.max_samples:
         block = _timed_block(call, prepare, device, calls)
         check(len(blocks))
-        if on_cpu and still_faulting(block.minor_faults, calls) and extra_calls < MAX_FAULTING_WARMUP_CALLS:
+        if on_cpu and still_growing(block, calls) and extra_calls < MAX_FAULTING_WARMUP_CALLS:
             warm_calls += calls
             extra_calls += calls
             sampling_started = time.perf_counter_ns()  # min_run_time_s counts steady samples only

@@ -118,7 +118,9 @@ class ProbeWorkers:
     def _start(self) -> _Worker:
         parent, child = self._context.Pipe()
         process = self._context.Process(target=_worker_main, args=(child, self._config, self._plugins), daemon=True)
-        with spawn_environment(worker_environment(retain_freed_memory=True)):
+        # Freed memory kept, as for sweeps; huge pages not asked for: the probes' tensors are
+        # small and their step times were measured without them.
+        with spawn_environment(worker_environment(retain_freed_memory=True, huge_pages=False)):
             process.start()
         child.close()
         worker = _Worker(process, parent)
