@@ -753,6 +753,9 @@ def print_run_summary(run_dir: Path, suite) -> None:
             console.print(f"{metric(noise['metric']).title}: {noise['n_warned']} of {noise['n_timed']} cases of "
                           f"≥ {noise['min_ms']:g} ms carry a warning — noisy ({rule}) {noise['n_noisy']}, "
                           f"contended {noise['n_contended']}, few-samples {noise['n_few_samples']}")
+    floor = machine_noise_floor(store.read_manifest(run_dir).get("calibration") or {})
+    if floor:
+        console.print(floor, highlight=False)
     uncounted = df[df["uncounted_ops"].apply(lambda ops: isinstance(ops, list) and len(ops) > 0)]
     if len(uncounted):
         console.print(f"[yellow]{len(uncounted)} cases ran operators the counter has no formula for[/]: "
@@ -760,6 +763,16 @@ def print_run_summary(run_dir: Path, suite) -> None:
                       highlight=False)
     if suite.paper_table is not None:
         print_paper_comparison(df, suite.paper_table)
+
+
+def machine_noise_floor(calibration: dict) -> str:
+    """The run's noise-floor line (empty when the calibration has none): the spread of
+    the machine itself, so a reader can tell a noisy machine from a noisy block."""
+    matmul, copy = calibration.get("noise_matmul_iqr_over_median"), calibration.get("noise_copy_iqr_over_median")
+    if not all(isinstance(v, (int, float)) for v in (matmul, copy)):
+        return ""
+    return (f"machine noise floor at the start (a fixed matmul and copy, {calibration.get('noise_block_ms', 0):g} ms "
+            f"blocks, {calibration.get('noise_seconds', 0):g} s): IQR/median {matmul:.1%} and {copy:.1%}").replace("%", " %")
 
 
 def print_paper_comparison(df, paper_table) -> None:

@@ -132,14 +132,15 @@ def start_run(suite: Suite, out_root: Path, *, only_blocks: list[str] | None, de
 
 
 def machine_calibration(suite: Suite, device: str) -> dict[str, Any] | None:
-    """The machine's matmul and copy rates at the suite's thread count, when the suite
-    times anything (None otherwise); a calibration that fails says why instead."""
+    """The machine's matmul and copy rates and its noise floor (in the suite's sample
+    blocks) at the suite's thread count, when the suite times anything (None
+    otherwise); a calibration that fails says why instead."""
     if not any(name in LATENCY_MEASUREMENTS for name in suite.measure):
         return None
     from nlbench.measure.calibrate import calibrate
 
     try:
-        return calibrate(device, suite.latency.threads).to_manifest()
+        return calibrate(device, suite.latency.threads, block_ms=suite.latency.block_ms).to_manifest()
     except (RuntimeError, AssertionError) as exc:  # e.g. CUDA asked for on a machine without it
         return {"error": f"{type(exc).__name__}: {exc}"}
 

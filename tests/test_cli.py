@@ -70,6 +70,7 @@ def test_run_prints_summary_and_run_path(capsys: pytest.CaptureFixture[str], tmp
     assert len(runs) == 1
     assert "forward latency, median ms" in out and "8×8" in out and "12×10" in out
     assert "run directory" in out and runs[0].name in out.replace("\n", "")
+    assert "machine noise floor at the start" in out.replace("\n", " ")
 
 
 def test_resume_of_a_finished_run_runs_nothing(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

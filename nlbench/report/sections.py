@@ -829,13 +829,24 @@ def quality_section(sweep: pd.DataFrame, manifests: Mapping[str, Mapping[str, An
         calibration = manifests.get(run, {}).get("calibration") or {}
         allocator = sweep.loc[sweep["run"] == run, "allocator"].dropna() if "allocator" in sweep else pd.Series(dtype=object)
         calibration_rows.append([run, calibration.get("matmul_gflops"), calibration.get("copy_gb_per_s"),
+                                 calibration.get("noise_matmul_iqr_over_median"),
+                                 calibration.get("noise_copy_iqr_over_median"),
                                  _text(calibration.get("threads")), _text(calibration.get("device")),
                                  _text(calibration.get("error") or calibration.get("method")),
                                  ", ".join(sorted(set(map(str, allocator)))) or "—"])
+    floors = [value for row in calibration_rows for value in row[3:5] if isinstance(value, (int, float))]
+    floor_note = ("The noise floor is the IQR/median of a fixed matmul and a fixed copy timed alternately, in "
+                  "blocks as long as a sample's, at the run's start: the spread of the machine itself. ")
+    if any(value > NOISY_IQR_OVER_MEDIAN for value in floors):
+        floor_note += (f"It was above {NOISY_IQR_OVER_MEDIAN:.0%} here: this machine varies by more than the noise "
+                       "rule allows on its own, so noisy cases say more about the machine than about the blocks."
+                       ).replace("%", " %")
     tables.append(_table("Machine calibration (once per run, at the run's threads)", [
         text_column("run"), number_column("fp32 matmul", "GFLOP/s"), number_column("copy bandwidth", "GB/s"),
+        number_column("noise floor: matmul", "IQR / median", style="percent"),
+        number_column("noise floor: copy", "IQR / median", style="percent"),
         text_column("threads"), text_column("device"), text_column("method"), text_column("allocator")],
-        calibration_rows))
+        calibration_rows, floor_note if floors else ""))
     if warned_rows:
         warned_spec = [*_run_column(several), text_column("block"), text_column("case"), text_column("latency"),
                        number_column("median", "ms"), number_column("IQR / median", style="percent"),

@@ -450,7 +450,8 @@ def test_quality_section_counts_warnings_shows_calibration_and_rings_warned_poin
     run_dir = make_run("quality", records)
     manifest = store.read_manifest(run_dir)
     manifest["calibration"] = {"matmul_gflops": 50.0, "copy_gb_per_s": 10.0, "threads": 1, "device": "cpu",
-                               "method": "best of 7 repetitions"}
+                               "method": "best of 7 repetitions", "noise_matmul_iqr_over_median": 0.04,
+                               "noise_copy_iqr_over_median": 0.25, "noise_seconds": 2.0, "noise_block_ms": 4.0}
     store.write_manifest(run_dir, manifest)
     report = build_report([run_dir])
     quality = next(s for s in report.sections if s.key == "quality")
@@ -458,7 +459,8 @@ def test_quality_section_counts_warnings_shows_calibration_and_rings_warned_poin
     # forward: 3 cases, 1 without a warning (33 %), noisy 1, contended 1, few-samples 1
     assert trust["forward latency"][1:] == ("3", "1", "33.3 %", "1", "1", "1")
     assert trust["forward+backward latency"][1:4] == ("3", "3", "100.0 %")
-    assert quality.tables[1].rows[0][1:3] == ("50", "10")
+    assert quality.tables[1].rows[0][1:5] == ("50", "10", "4.0 %", "25.0 %")
+    assert "varies by more than the noise rule allows" in quality.tables[1].note, "the copy's floor is over 10 %"
     warned = quality.tables[2].rows
     assert [row[-1] for row in warned] == ["noisy, contended", "few-samples"]
     fwd_plot = next(p for s in report.sections for p in s.plots if p.key.startswith("latency-fwd-ms-vs-n"))
