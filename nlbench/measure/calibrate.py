@@ -26,7 +26,7 @@ MATMUL_SIZE = 1024
 COPY_BYTES = 128 * 2**20
 REPEATS = 7
 #: The noise floor's kernels: a matmul of a fraction of a millisecond (compute) and a
-#: copy that does not fit the cache of a small machine's core (memory), timed
+#: copy many times a core's L2 cache (memory), timed
 #: alternately for NOISE_SECONDS. On 2026-12-02's VM a 4 ms-block matmul loop had
 #: IQR/median 7.9 % and the copy 21 % (docs/latency-noise.md).
 NOISE_MATMUL_SIZE = 256

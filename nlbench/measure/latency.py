@@ -438,8 +438,8 @@ MAX_CALLS_PER_SAMPLE = 10_000
 #: a huge-page fault brings 2 MiB in, and an allocator that maps and unmaps a block on
 #: every call faults every time without ever reaching a steadier state.
 STEADY_GROWTH_BYTES_PER_CALL = 2**20
-#: Warm-up calls allowed past ``max_warmup_s`` while calls still fault fresh pages
-#: (timed blocks that fault count against it too, and are warm-up, not samples).
+#: Warm-up calls allowed past ``max_warmup_s`` while calls still grow the process's
+#: memory (timed blocks that grow it count against it too, and are warm-up, not samples).
 MAX_FAULTING_WARMUP_CALLS = 4
 
 
