@@ -825,16 +825,16 @@ def quality_section(sweep: pd.DataFrame, manifests: Mapping[str, Mapping[str, An
             *[number_column(word, style="integer") for word in LATENCY_WARNINGS]]
     tables = [_table("Trustworthy latencies", spec, rows)]
     calibration_rows = []
+    floors: list[float] = []
     for run in order:
         calibration = manifests.get(run, {}).get("calibration") or {}
         allocator = sweep.loc[sweep["run"] == run, "allocator"].dropna() if "allocator" in sweep else pd.Series(dtype=object)
-        calibration_rows.append([run, calibration.get("matmul_gflops"), calibration.get("copy_gb_per_s"),
-                                 calibration.get("noise_matmul_iqr_over_median"),
-                                 calibration.get("noise_copy_iqr_over_median"),
+        run_floors = [calibration.get("noise_matmul_iqr_over_median"), calibration.get("noise_copy_iqr_over_median")]
+        floors += [value for value in run_floors if isinstance(value, (int, float))]
+        calibration_rows.append([run, calibration.get("matmul_gflops"), calibration.get("copy_gb_per_s"), *run_floors,
                                  _text(calibration.get("threads")), _text(calibration.get("device")),
                                  _text(calibration.get("error") or calibration.get("method")),
                                  ", ".join(sorted(set(map(str, allocator)))) or "—"])
-    floors = [value for row in calibration_rows for value in row[3:5] if isinstance(value, (int, float))]
     floor_note = ("The noise floor is the IQR/median of a fixed matmul and a fixed copy timed alternately, in "
                   "blocks as long as a sample's, at the run's start: the spread of the machine itself. ")
     if any(value > NOISY_IQR_OVER_MEDIAN for value in floors):
